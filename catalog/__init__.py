@@ -1,0 +1,1 @@
+"""The catalog: dataset groups, their items, end users, interactions and schemas."""

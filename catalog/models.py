@@ -1,0 +1,154 @@
+"""Catalog models: Personalize's dataset group and its three datasets.
+
+Every row belongs to exactly one dataset group; external ids (`item_id`, `user_id`)
+are unique within their group only. Metadata fields live in a JSON column typed by
+the group's `DatasetSchema`.
+"""
+
+from django.core.validators import RegexValidator
+from django.db import models
+
+from catalog.schemas import MAX_ID_LENGTH, DatasetType, FieldSpec, fields_from_json
+
+__all__ = [
+    "DEFAULT_DATASET_GROUP",
+    "DatasetGroup",
+    "DatasetSchema",
+    "EndUser",
+    "Interaction",
+    "Item",
+    "RecordSource",
+]
+
+DEFAULT_DATASET_GROUP = "default"
+
+
+class DatasetGroup(models.Model):
+    """Personalize's unit of isolation: one catalog; nothing crosses groups."""
+
+    name = models.CharField(
+        max_length=63,
+        unique=True,
+        validators=[RegexValidator(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$", "Letters, digits, - and _ only.")],
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetSchema(models.Model):
+    """The ordered, typed columns of one dataset of a group (its CSV header)."""
+
+    dataset_group = models.ForeignKey(DatasetGroup, on_delete=models.CASCADE, related_name="schemas")
+    dataset_type = models.CharField(max_length=16, choices=[(t.value, t.avro_name) for t in DatasetType])
+    fields = models.JSONField(help_text="Ordered field list: name, kind, avro_type, nullable.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset_group", "dataset_type"], name="one_schema_per_dataset"),
+        ]
+        ordering = ["dataset_group", "dataset_type"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_group} / {self.dataset_type}"
+
+    @property
+    def field_specs(self) -> list[FieldSpec]:
+        """The fields as typed specs."""
+        return fields_from_json(self.fields)
+
+    @property
+    def metadata_specs(self) -> list[FieldSpec]:
+        """The deployment's own fields (not Personalize's reserved ones)."""
+        return [spec for spec in self.field_specs if spec.is_metadata]
+
+
+class RecordSource(models.TextChoices):
+    """How a record arrived; a FULL import replaces only bulk-imported records."""
+
+    IMPORT = "import", "Bulk import"
+    PUT = "put", "Put API / event tracker"
+    IMPLICIT = "implicit", "Named by an interaction"
+
+
+class Item(models.Model):
+    """A catalog item (Personalize's Items dataset)."""
+
+    dataset_group = models.ForeignKey(DatasetGroup, on_delete=models.CASCADE, related_name="items")
+    item_id = models.CharField("item id", max_length=MAX_ID_LENGTH)
+    creation_timestamp = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=8, choices=RecordSource.choices, default=RecordSource.PUT)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset_group", "item_id"], name="item_id_unique_in_group"),
+        ]
+        ordering = ["dataset_group", "item_id"]
+
+    def __str__(self) -> str:
+        return self.item_id
+
+
+class EndUser(models.Model):
+    """A person the recommendations are for (Personalize's Users dataset); not a login."""
+
+    dataset_group = models.ForeignKey(DatasetGroup, on_delete=models.CASCADE, related_name="end_users")
+    user_id = models.CharField("user id", max_length=MAX_ID_LENGTH)
+    metadata = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=8, choices=RecordSource.choices, default=RecordSource.PUT)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset_group", "user_id"], name="user_id_unique_in_group"),
+        ]
+        ordering = ["dataset_group", "user_id"]
+        verbose_name = "end user"
+
+    def __str__(self) -> str:
+        return self.user_id
+
+
+class Interaction(models.Model):
+    """One event of a user (or an anonymous session) with an item."""
+
+    dataset_group = models.ForeignKey(DatasetGroup, on_delete=models.CASCADE, related_name="interactions")
+    user = models.ForeignKey(
+        EndUser, null=True, blank=True, on_delete=models.CASCADE, related_name="interactions"
+    )
+    session_id = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
+    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.CASCADE, related_name="interactions")
+    event_type = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
+    event_value = models.FloatField(null=True, blank=True)
+    timestamp = models.DateTimeField()
+    event_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True)
+    impression = models.JSONField(default=list, blank=True)
+    recommendation_id = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
+    properties = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=8, choices=RecordSource.choices, default=RecordSource.PUT)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset_group", "event_id"],
+                condition=models.Q(event_id__isnull=False),
+                name="event_id_unique_in_group",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-timestamp"], name="interaction_user_newest"),
+            models.Index(fields=["item", "timestamp"], name="interaction_item_since"),
+            models.Index(fields=["dataset_group", "session_id", "-timestamp"], name="interaction_session_newest"),
+            models.Index(fields=["dataset_group", "timestamp"], name="interaction_group_time"),
+        ]
+        ordering = ["-timestamp", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type or 'event'} {self.item_id} by {self.user_id or self.session_id}"

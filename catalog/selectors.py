@@ -1,0 +1,49 @@
+"""Reads of the catalog (HackSoft-style selectors, keyword-only)."""
+
+from django.db.models import QuerySet
+
+from catalog.errors import DatasetGroupNotFoundError
+from catalog.models import DEFAULT_DATASET_GROUP, DatasetGroup, DatasetSchema, EndUser, Interaction, Item
+from catalog.schemas import DatasetType, FieldSpec
+
+__all__ = [
+    "dataset_group_get",
+    "dataset_schema_fields",
+    "end_user_list",
+    "interaction_list",
+    "item_list",
+]
+
+
+def dataset_group_get(*, name: str = DEFAULT_DATASET_GROUP) -> DatasetGroup:
+    """The named dataset group; `default` always exists (it is created on first use)."""
+    if name == DEFAULT_DATASET_GROUP:
+        return DatasetGroup.objects.get_or_create(name=name)[0]
+    try:
+        return DatasetGroup.objects.get(name=name)
+    except DatasetGroup.DoesNotExist:
+        raise DatasetGroupNotFoundError(name) from None
+
+
+def dataset_schema_fields(*, dataset_group: DatasetGroup, dataset_type: DatasetType) -> list[FieldSpec] | None:
+    """The group's schema for one dataset, or None when none has been defined yet."""
+    schema = DatasetSchema.objects.filter(dataset_group=dataset_group, dataset_type=dataset_type).first()
+    return schema.field_specs if schema else None
+
+
+def item_list(*, dataset_group: DatasetGroup) -> QuerySet[Item]:
+    """All items of a group (unevaluated, for the optimizer and pagination)."""
+    return Item.objects.filter(dataset_group=dataset_group)
+
+
+def end_user_list(*, dataset_group: DatasetGroup) -> QuerySet[EndUser]:
+    """All end users of a group."""
+    return EndUser.objects.filter(dataset_group=dataset_group)
+
+
+def interaction_list(*, dataset_group: DatasetGroup, user_id: str | None = None) -> QuerySet[Interaction]:
+    """A group's interactions, newest first, optionally of one user (by external id)."""
+    interactions = Interaction.objects.filter(dataset_group=dataset_group)
+    if user_id is not None:
+        interactions = interactions.filter(user__user_id=user_id)
+    return interactions.order_by("-timestamp", "-id")

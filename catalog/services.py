@@ -1,0 +1,123 @@
+"""Writes to the catalog (HackSoft-style services, keyword-only)."""
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+
+from catalog.errors import MetadataError
+from catalog.models import DatasetGroup, DatasetSchema, EndUser, Item, RecordSource
+from catalog.schemas import (
+    DatasetType,
+    FieldKind,
+    FieldSpec,
+    SchemaError,
+    ValueParseError,
+    fields_to_json,
+    format_value,
+    parse_value,
+    validate_fields,
+)
+from catalog.selectors import dataset_schema_fields
+
+__all__ = [
+    "dataset_group_create",
+    "dataset_schema_save",
+    "end_user_upsert",
+    "item_upsert",
+    "metadata_clean",
+]
+
+
+def dataset_group_create(*, name: str) -> DatasetGroup:
+    """Create a dataset group (a separate catalog)."""
+    group = DatasetGroup(name=name)
+    group.full_clean()
+    group.save()
+    return group
+
+
+def dataset_schema_save(
+    *, dataset_group: DatasetGroup, dataset_type: DatasetType, fields: Sequence[FieldSpec]
+) -> DatasetSchema:
+    """Create or replace a dataset's schema after Personalize's checks (raises SchemaError)."""
+    validate_fields(dataset_type, fields)
+    schema, _ = DatasetSchema.objects.update_or_create(
+        dataset_group=dataset_group, dataset_type=dataset_type, defaults={"fields": fields_to_json(fields)}
+    )
+    return schema
+
+
+def metadata_clean(*, specs: Sequence[FieldSpec], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check metadata against the schema's fields and return it typed; raises MetadataError.
+
+    Values may be typed (from forms, JSON) or strings (as in CSV); unknown names are refused.
+    """
+    by_name = {spec.name: spec for spec in specs if spec.is_metadata}
+    unknown = sorted(set(values) - set(by_name))
+    if unknown:
+        raise MetadataError(unknown[0], f"is not in the schema (known: {', '.join(by_name) or 'none'})")
+    cleaned: dict[str, Any] = {}
+    for name, spec in by_name.items():
+        value = values.get(name)
+        raw = value if isinstance(value, str) else format_value(value)
+        try:
+            parsed = parse_value(spec, raw)
+        except ValueParseError as error:
+            raise MetadataError(name, str(error)) from None
+        if parsed is not None:
+            cleaned[name] = parsed
+    return cleaned
+
+
+def _metadata_specs(dataset_group: DatasetGroup, dataset_type: DatasetType) -> list[FieldSpec]:
+    specs = dataset_schema_fields(dataset_group=dataset_group, dataset_type=dataset_type)
+    if specs is None:
+        raise SchemaError(f"the {dataset_type} dataset has no schema yet; import a CSV or define one")
+    return specs
+
+
+@transaction.atomic
+def item_upsert(
+    *,
+    dataset_group: DatasetGroup,
+    item_id: str,
+    metadata: Mapping[str, Any],
+    creation_timestamp: float | None = None,
+    source: RecordSource = RecordSource.PUT,
+) -> Item:
+    """Create or update one item, its metadata checked against the items schema."""
+    cleaned = metadata_clean(specs=_metadata_specs(dataset_group, DatasetType.ITEMS), values=metadata)
+    created_at = datetime.fromtimestamp(creation_timestamp, UTC) if creation_timestamp is not None else None
+    item, _ = Item.objects.update_or_create(
+        dataset_group=dataset_group,
+        item_id=_checked_id("itemId", item_id),
+        defaults={"metadata": cleaned, "creation_timestamp": created_at, "source": source},
+    )
+    return item
+
+
+@transaction.atomic
+def end_user_upsert(
+    *,
+    dataset_group: DatasetGroup,
+    user_id: str,
+    metadata: Mapping[str, Any],
+    source: RecordSource = RecordSource.PUT,
+) -> EndUser:
+    """Create or update one end user, the metadata checked against the users schema."""
+    cleaned = metadata_clean(specs=_metadata_specs(dataset_group, DatasetType.USERS), values=metadata)
+    user, _ = EndUser.objects.update_or_create(
+        dataset_group=dataset_group,
+        user_id=_checked_id("userId", user_id),
+        defaults={"metadata": cleaned, "source": source},
+    )
+    return user
+
+
+def _checked_id(field: str, value: str) -> str:
+    try:
+        return parse_value(FieldSpec(field, FieldKind.ID, "string", nullable=False), value)
+    except ValueParseError as error:
+        raise MetadataError(field, str(error)) from None

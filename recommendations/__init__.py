@@ -1,0 +1,1 @@
+"""Recommendations: solutions, campaigns, filters, event trackers and the engine."""

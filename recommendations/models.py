@@ -1,0 +1,1 @@
+"""Models of the recommendations app (solutions, campaigns, filters, trackers) come with the engine."""

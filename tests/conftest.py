@@ -1,0 +1,42 @@
+"""Shared fixtures and the service markers.
+
+Tests marked `postgres` or `broker` need real services. On a bare machine they skip;
+with REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails them instead.
+"""
+
+import os
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from catalog.models import DatasetGroup
+from catalog.selectors import dataset_group_get
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _missing_service(marker: str) -> str | None:
+    if marker == "postgres" and connection.vendor != "postgresql":
+        return "needs PostgreSQL: set DATABASE_URL=postgres://..."
+    if marker == "broker" and not settings.CELERY_BROKER_URL:
+        return "needs a Celery broker and worker: set CELERY_BROKER_URL"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _require_services(request: pytest.FixtureRequest) -> None:
+    for marker in ("postgres", "broker"):
+        if request.node.get_closest_marker(marker) is None:
+            continue
+        reason = _missing_service(marker)
+        if reason and REQUIRE_SERVICES:
+            pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
+        if reason:
+            pytest.skip(reason)
+
+
+@pytest.fixture
+def default_group(db: None) -> DatasetGroup:
+    """The `default` dataset group."""
+    return dataset_group_get()
