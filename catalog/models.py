@@ -13,10 +13,13 @@ from catalog.schemas import MAX_ID_LENGTH, DatasetType, FieldSpec, fields_from_j
 __all__ = [
     "DEFAULT_DATASET_GROUP",
     "DatasetGroup",
+    "DatasetImportJob",
     "DatasetSchema",
     "EndUser",
     "Interaction",
     "Item",
+    "ImportMode",
+    "JobStatus",
     "RecordSource",
 ]
 
@@ -152,3 +155,40 @@ class Interaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type or 'event'} {self.item_id} by {self.user_id or self.session_id}"
+
+
+class ImportMode(models.TextChoices):
+    """Personalize's import modes: FULL replaces bulk data, INCREMENTAL upserts by id."""
+
+    FULL = "full", "Full"
+    INCREMENTAL = "incremental", "Incremental"
+
+
+class JobStatus(models.TextChoices):
+    """Personalize's job states."""
+
+    PENDING = "CREATE PENDING"
+    IN_PROGRESS = "CREATE IN_PROGRESS"
+    ACTIVE = "ACTIVE"
+    FAILED = "CREATE FAILED"
+
+
+class DatasetImportJob(models.Model):
+    """A CSV import run by a Celery task (like Personalize's CreateDatasetImportJob)."""
+
+    dataset_group = models.ForeignKey(DatasetGroup, on_delete=models.CASCADE, related_name="import_jobs")
+    mode = models.CharField(max_length=12, choices=ImportMode.choices, default=ImportMode.INCREMENTAL)
+    interactions_file = models.FileField(upload_to="imports/", blank=True)
+    items_file = models.FileField(upload_to="imports/", blank=True)
+    users_file = models.FileField(upload_to="imports/", blank=True)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.PENDING)
+    failure_reason = models.TextField(blank=True)
+    report = models.TextField(blank=True, help_text="What the import did, as the command prints it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import #{self.pk} into {self.dataset_group} ({self.status})"
