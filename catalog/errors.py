@@ -26,7 +26,9 @@ class MetadataError(CatalogError):
 class DatasetImportError(CatalogError):
     """A CSV that cannot be imported; names file, line and column when known."""
 
-    def __init__(self, message: str, *, file: str, line: int | None = None, column: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, file: str, line: int | None = None, column: str | None = None
+    ) -> None:
         where = file
         if line is not None:
             where += f", line {line}"

@@ -16,9 +16,9 @@ __all__ = [
     "DatasetImportJob",
     "DatasetSchema",
     "EndUser",
+    "ImportMode",
     "Interaction",
     "Item",
-    "ImportMode",
     "JobStatus",
     "RecordSource",
 ]
@@ -127,11 +127,13 @@ class Interaction(models.Model):
         EndUser, null=True, blank=True, on_delete=models.CASCADE, related_name="interactions"
     )
     session_id = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
-    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.CASCADE, related_name="interactions")
+    item = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="interactions"
+    )
     event_type = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
     event_value = models.FloatField(null=True, blank=True)
     timestamp = models.DateTimeField()
-    event_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True)
+    event_id = models.CharField(max_length=MAX_ID_LENGTH, null=True, blank=True)  # noqa: DJ001 - null = no id, unique otherwise
     impression = models.JSONField(default=list, blank=True)
     recommendation_id = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
     properties = models.JSONField(default=dict, blank=True)
@@ -148,7 +150,9 @@ class Interaction(models.Model):
         indexes = [
             models.Index(fields=["user", "-timestamp"], name="interaction_user_newest"),
             models.Index(fields=["item", "timestamp"], name="interaction_item_since"),
-            models.Index(fields=["dataset_group", "session_id", "-timestamp"], name="interaction_session_newest"),
+            models.Index(
+                fields=["dataset_group", "session_id", "-timestamp"], name="interaction_session_newest"
+            ),
             models.Index(fields=["dataset_group", "timestamp"], name="interaction_group_time"),
         ]
         ordering = ["-timestamp", "-id"]

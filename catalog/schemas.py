@@ -16,14 +16,14 @@ from typing import Any
 
 __all__ = [
     "AVRO_NAMESPACE",
-    "DatasetType",
-    "FieldKind",
-    "FieldSpec",
     "MAX_CATEGORICAL_VALUE_LENGTH",
     "MAX_ID_LENGTH",
     "MAX_TEXTUAL_LENGTH",
-    "RESERVED_FIELDS",
     "REQUIRED_FIELDS",
+    "RESERVED_FIELDS",
+    "DatasetType",
+    "FieldKind",
+    "FieldSpec",
     "SchemaError",
     "ValueParseError",
     "avro_schema",

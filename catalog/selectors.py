@@ -25,7 +25,9 @@ def dataset_group_get(*, name: str = DEFAULT_DATASET_GROUP) -> DatasetGroup:
         raise DatasetGroupNotFoundError(name) from None
 
 
-def dataset_schema_fields(*, dataset_group: DatasetGroup, dataset_type: DatasetType) -> list[FieldSpec] | None:
+def dataset_schema_fields(
+    *, dataset_group: DatasetGroup, dataset_type: DatasetType
+) -> list[FieldSpec] | None:
     """The group's schema for one dataset, or None when none has been defined yet."""
     schema = DatasetSchema.objects.filter(dataset_group=dataset_group, dataset_type=dataset_type).first()
     return schema.field_specs if schema else None

@@ -2,12 +2,14 @@
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from django.core.files import File
 from django.db import transaction
 
-from catalog.errors import MetadataError
-from catalog.models import DatasetGroup, DatasetSchema, EndUser, Item, RecordSource
+from catalog.errors import DatasetImportError, MetadataError
+from catalog.models import DatasetGroup, DatasetImportJob, DatasetSchema, EndUser, Item, RecordSource
 from catalog.schemas import (
     DatasetType,
     FieldKind,
@@ -23,6 +25,7 @@ from catalog.selectors import dataset_schema_fields
 
 __all__ = [
     "dataset_group_create",
+    "dataset_import_job_create",
     "dataset_schema_save",
     "end_user_upsert",
     "item_upsert",
@@ -121,3 +124,29 @@ def _checked_id(field: str, value: str) -> str:
         return parse_value(FieldSpec(field, FieldKind.ID, "string", nullable=False), value)
     except ValueParseError as error:
         raise MetadataError(field, str(error)) from None
+
+
+def dataset_import_job_create(
+    *,
+    dataset_group: DatasetGroup,
+    mode: str,
+    interactions: File | None = None,
+    items: File | None = None,
+    users: File | None = None,
+) -> DatasetImportJob:
+    """Store the uploaded CSVs on a new job and enqueue its import once the job is committed."""
+    from catalog.tasks import run_dataset_import
+
+    if not any((interactions, items, users)):
+        raise DatasetImportError("give at least one of interactions, items or users", file="(no file)")
+    job = DatasetImportJob(dataset_group=dataset_group, mode=mode)
+    for field_name, upload in (
+        ("interactions_file", interactions),
+        ("items_file", items),
+        ("users_file", users),
+    ):
+        if upload is not None:
+            getattr(job, field_name).save(Path(upload.name or "upload.csv").name, upload, save=False)
+    job.save()
+    transaction.on_commit(lambda: run_dataset_import.delay(job.pk))
+    return job

@@ -92,16 +92,25 @@ def test_values_round_trip_through_csv_text() -> None:
     [
         ([FieldSpec("GENRES", FieldKind.CATEGORICAL)], "needs the field"),
         (
-            [FieldSpec("ITEM_ID", FieldKind.ID, "string", False), FieldSpec("A_B", FieldKind.CATEGORICAL),
-             FieldSpec("AB", FieldKind.CATEGORICAL)],
+            [
+                FieldSpec("ITEM_ID", FieldKind.ID, "string", False),
+                FieldSpec("A_B", FieldKind.CATEGORICAL),
+                FieldSpec("AB", FieldKind.CATEGORICAL),
+            ],
             "clash",
         ),
         (
-            [FieldSpec("ITEM_ID", FieldKind.ID, "string", False), FieldSpec("T1", FieldKind.TEXTUAL),
-             FieldSpec("T2", FieldKind.TEXTUAL)],
+            [
+                FieldSpec("ITEM_ID", FieldKind.ID, "string", False),
+                FieldSpec("T1", FieldKind.TEXTUAL),
+                FieldSpec("T2", FieldKind.TEXTUAL),
+            ],
             "one textual",
         ),
-        ([FieldSpec("ITEM_ID", FieldKind.ID, "string", False), FieldSpec("USER_ID", FieldKind.ID)], "reserved"),
+        (
+            [FieldSpec("ITEM_ID", FieldKind.ID, "string", False), FieldSpec("USER_ID", FieldKind.ID)],
+            "reserved",
+        ),
     ],
 )
 def test_invalid_schemas_are_refused(fields: list[FieldSpec], message: str) -> None:
