@@ -204,7 +204,7 @@ def _parse_csv(
             rows, lines = _read_rows(reader, len(header), name, progress=progress)
         except UnicodeDecodeError:
             raise DatasetImportError(
-                "is not UTF-8 text (save the CSV as UTF-8)", file=name, line=reader.line_num + 1
+                "is not UTF-8 text (save the CSV as UTF-8)", file=name, line=_first_undecodable_line(source)
             ) from None
         except csv.Error as error:
             raise DatasetImportError(f"malformed CSV: {error}", file=name, line=reader.line_num) from None
@@ -212,6 +212,17 @@ def _parse_csv(
     fields = _header_fields(header, dataset_type, existing, name, rows)
     columns = _typed_columns(fields, rows, lines, name)
     return ParsedCsv(dataset_type, name, fields, columns, len(rows), inferred=existing is None)
+
+
+def _first_undecodable_line(source: CsvSource) -> int:
+    """The 1-based line of the first bytes that are not UTF-8 (the decoder reads ahead in blocks)."""
+    with _open_text(source) as (_, text):
+        for number, line in enumerate(text.buffer, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 1
 
 
 def _read_rows(reader: Any, width: int, name: str, *, progress: bool) -> tuple[list[list[str]], list[int]]:

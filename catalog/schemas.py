@@ -324,7 +324,7 @@ def _infer_metadata_field(
     dataset_type: DatasetType, name: str, values: Sequence[str], *, textual_allowed: bool
 ) -> FieldSpec:
     present = [value for value in values if value != ""]
-    nullable = len(present) < len(values) or not present
+    nullable = True  # metadata may be missing for some records, as Personalize's schemas allow
     if present and all(value.lower() in TRUE_WORDS | FALSE_WORDS for value in present):
         return FieldSpec(name, FieldKind.BOOLEAN, "boolean", nullable)
     if present and all(_is_int(value) for value in present):

@@ -55,7 +55,7 @@ def test_avro_schema_matches_personalize_format() -> None:
         "namespace": "com.amazonaws.personalize.schema",
         "fields": [
             {"name": "ITEM_ID", "type": "string"},
-            {"name": "GENRES", "type": "string", "categorical": True},
+            {"name": "GENRES", "type": ["null", "string"], "categorical": True},
         ],
         "version": "1.0",
     }
