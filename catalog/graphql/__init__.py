@@ -1,0 +1,3 @@
+"""The catalog's GraphQL API: types, filters, orderings and the Query fields."""
+
+__all__: list[str] = []

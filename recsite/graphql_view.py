@@ -1,0 +1,143 @@
+"""The `/graphql/` endpoint: strawberry's Django view with a request guard and error codes.
+
+Two things live here and nowhere else:
+
+- `annotate_errors` gives every GraphQL error an `extensions.code` (the mapping from
+  our exceptions to codes is `ERROR_CODES`) and hides unexpected exceptions' messages
+  unless debug is on; the schema calls it for every error (recsite.schema).
+- `RecsiteGraphQLView` never answers HTTP 500 to a malformed request: bodies that are
+  not a JSON object with a string `query` get HTTP 400 and a GraphQL-style JSON error.
+"""
+
+import json
+import logging
+from typing import Any
+
+from cross_web import HTTPException
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+from graphql import GraphQLError
+from strawberry.django.views import GraphQLView
+from strawberry.http import GraphQLRequestData
+
+from catalog.errors import CatalogError, DatasetGroupNotFoundError
+
+__all__ = [
+    "BAD_USER_INPUT",
+    "ERROR_CODES",
+    "FORBIDDEN",
+    "INTERNAL_SERVER_ERROR",
+    "NOT_FOUND",
+    "RecsiteGraphQLView",
+    "annotate_errors",
+    "error_code",
+    "error_response",
+]
+
+logger = logging.getLogger(__name__)
+
+BAD_USER_INPUT = "BAD_USER_INPUT"
+NOT_FOUND = "NOT_FOUND"
+FORBIDDEN = "FORBIDDEN"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+UNEXPECTED_ERROR_MESSAGE = "Unexpected error."
+
+# Most specific first: the first class the original exception is an instance of wins.
+ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
+    (DatasetGroupNotFoundError, NOT_FOUND),
+    (CatalogError, BAD_USER_INPUT),
+    (ObjectDoesNotExist, NOT_FOUND),
+    (PermissionDenied, FORBIDDEN),
+)
+
+
+def error_code(error: GraphQLError) -> str:
+    """The `extensions.code` of a GraphQL error.
+
+    A code set by whoever raised the error is kept. Errors without a path happened
+    before any resolver ran (syntax, validation, variable coercion, limits): the
+    request is at fault. Resolver errors are looked up in ERROR_CODES; anything else
+    is an unexpected failure.
+    """
+    given = (error.extensions or {}).get("code")
+    if isinstance(given, str):
+        return given
+    original = error.original_error
+    if original is not None and not isinstance(original, GraphQLError):
+        for exception_class, code in ERROR_CODES:
+            if isinstance(original, exception_class):
+                return code
+    if error.path is None:
+        return BAD_USER_INPUT
+    if isinstance(original, GraphQLError):
+        return error_code(original)
+    return INTERNAL_SERVER_ERROR
+
+
+def annotate_errors(errors: list[GraphQLError]) -> None:
+    """Set `extensions.code` on each error; hide unexpected errors' messages unless DEBUG."""
+    for error in errors:
+        code = error_code(error)
+        error.extensions = {**(error.extensions or {}), "code": code}
+        if code == INTERNAL_SERVER_ERROR and not settings.DEBUG:
+            error.message = UNEXPECTED_ERROR_MESSAGE
+
+
+def error_response(message: str, *, status: int = 400, code: str = BAD_USER_INPUT) -> JsonResponse:
+    """A GraphQL-style JSON error body with an HTTP status."""
+    return JsonResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status=status)
+
+
+# CSRF: exempt. The endpoint serves frontends and server-to-server calls that send
+# JSON, not HTML forms, and carry no session cookie of ours to ride on; a later
+# issue adds API keys, which are the real authentication for it.
+@method_decorator(csrf_exempt, name="dispatch")
+class RecsiteGraphQLView(GraphQLView):
+    """strawberry's Django view that answers malformed requests with HTTP 400, never 500.
+
+    GraphiQL is served only when settings.DEBUG is on (decided per request).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Build the view; GraphiQL follows settings.DEBUG unless given explicitly."""
+        kwargs.setdefault("graphql_ide", "graphiql" if settings.DEBUG else None)
+        super().__init__(**kwargs)
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """Run the request; turn HTTP-level refusals into GraphQL-style JSON errors."""
+        try:
+            return self.run(request=request)
+        except HTTPException as exception:
+            response = error_response(str(exception.reason), status=exception.status_code)
+            if exception.status_code == 405:
+                response["Allow"] = "GET, POST"
+            return response
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Decode a JSON body or parameter; bytes must be UTF-8. Raises HTTPException 400."""
+        try:
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+            return json.loads(text)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exception:
+            raise HTTPException(400, "Unable to parse request body as JSON (UTF-8)") from exception
+
+    def parse_http_body(self, request: Any) -> GraphQLRequestData:
+        """Parse the request into one operation; anything but a JSON object with a query is a 400."""
+        try:
+            data = super().parse_http_body(request)
+        except HTTPException:
+            raise
+        except Exception as exception:  # e.g. JSON that is not an object: any failure here is the body's
+            logger.info("refused a malformed GraphQL request: %r", exception)
+            raise HTTPException(400, "The request body must be a JSON object with a `query`") from exception
+        if isinstance(data, list):
+            raise HTTPException(400, "Batched requests are not supported")
+        if not isinstance(data.query, str) or not data.query.strip():
+            raise HTTPException(400, "No GraphQL query found in the request")
+        if not isinstance(data.operation_name, (str, type(None))):
+            raise HTTPException(400, "The GraphQL operation's `operationName` must be a string or null")
+        return data

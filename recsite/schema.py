@@ -1,0 +1,80 @@
+"""The GraphQL schema: the apps' Query types merged, with the shared extensions installed.
+
+Extensions are passed as classes or factories so each request gets fresh instances
+(strawberry keeps per-request state on them). The validation-rule limiters are built
+once and their rule classes reused, so ValidationCache can recognise a query it has
+already validated.
+"""
+
+from collections.abc import Callable, Sequence
+
+import strawberry
+from django.conf import settings
+from graphql import ASTValidationRule, GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+from strawberry_django.optimizer import DjangoOptimizerExtension
+
+from catalog.graphql.schema import Query as CatalogQuery
+from recsite.graphql_view import INTERNAL_SERVER_ERROR, annotate_errors, error_code
+
+__all__ = ["Query", "RecsiteSchema", "build_schema", "schema"]
+
+Query = merge_types("Query", (CatalogQuery,))
+
+
+def _with_rules(rules: Sequence[type[ASTValidationRule]]) -> Callable[[], SchemaExtension]:
+    """A factory of a fresh extension adding these (shared) validation rule classes."""
+    shared = list(rules)
+    return lambda: AddValidationRules(shared)
+
+
+class RecsiteSchema(strawberry.Schema):
+    """strawberry's Schema that codes every error and logs only our own failures."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log unexpected errors (not the client's mistakes), then set each error's extensions.code.
+
+        strawberry calls this for every error of every phase (parsing, validation,
+        execution), so no error leaves without a code.
+        """
+        unexpected = [error for error in errors if error_code(error) == INTERNAL_SERVER_ERROR]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+        annotate_errors(errors)
+
+
+def build_schema(*, debug: bool) -> strawberry.Schema:
+    """The schema with its extensions; introspection and field suggestions are off unless `debug`."""
+    limits = [
+        QueryDepthLimiter(max_depth=getattr(settings, "RECSITE_GRAPHQL_MAX_DEPTH", 10)),
+        MaxAliasesLimiter(max_alias_count=getattr(settings, "RECSITE_GRAPHQL_MAX_ALIASES", 15)),
+    ]
+    if not debug:
+        limits.append(DisableIntrospection())
+    max_tokens: int = getattr(settings, "RECSITE_GRAPHQL_MAX_TOKENS", 2000)
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        ParserCache,
+        *(_with_rules(limit.validation_rules) for limit in limits),
+        ValidationCache,
+        DjangoOptimizerExtension,
+    ]
+    config = StrawberryConfig(disable_field_suggestions=not debug)
+    return RecsiteSchema(query=Query, extensions=extensions, config=config)
+
+
+schema = build_schema(debug=settings.DEBUG)
