@@ -1,0 +1,93 @@
+# Recsite developer commands. Needs only Python 3.11 (or python3), pip and make.
+#
+#   make run    set up .venv, migrate the SQLite DB, load the demo data, create an
+#               admin login, and serve on http://127.0.0.1:8000/ with DJANGO_DEBUG=1
+#   make test   set up .venv and run pytest (pass options with PYTEST_ARGS="-k foo -x")
+#   make lint   ruff check
+#
+# The venv is reinstalled only when requirements.txt changes (a copy of it is kept
+# in .venv as a stamp). The admin password is generated once and kept in
+# var/admin-password (git-ignored) so later runs can print it again.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements.txt
+HOST := 127.0.0.1
+PORT := 8000
+ADMIN_PASSWORD_FILE := var/admin-password
+PYTEST_ARGS ?=
+
+# First Python found: python3.11, else python3.
+BOOTSTRAP_PYTHON := $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+
+# pip on these machines warns about a missing local mirror; the warning is harmless.
+PIP_QUIET_FILTER := { grep -v "^WARNING: Location '.*' is ignored" || true; }
+
+.PHONY: help venv run test lint migrate seed admin
+
+help:
+	@echo "make run    serve the demo on http://$(HOST):$(PORT)/ (SQLite, in-process tasks)"
+	@echo "make test   run the test suite (PYTEST_ARGS=... passes options to pytest)"
+	@echo "make lint   ruff check"
+
+$(PY):
+	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "Python 3.11 (or python3) is required" >&2; exit 1; }
+	@echo "Creating $(VENV) with $(BOOTSTRAP_PYTHON)"
+	@"$(BOOTSTRAP_PYTHON)" -m venv $(VENV)
+
+# Install only when requirements.txt differs from the copy kept in the venv.
+$(STAMP): requirements.txt | $(PY)
+	@if cmp -s requirements.txt $(STAMP); then \
+		touch $(STAMP); \
+	else \
+		echo "Installing requirements.txt into $(VENV)"; \
+		$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | $(PIP_QUIET_FILTER); \
+		cp requirements.txt $(STAMP); \
+	fi
+
+venv: $(STAMP)
+
+migrate: $(STAMP)
+	@DJANGO_DEBUG=1 $(PY) manage.py migrate --noinput -v 0
+
+seed: migrate
+	@DJANGO_DEBUG=1 $(PY) manage.py seed_demo
+
+# Creates the superuser `admin` when no superuser exists; prints the login.
+admin: migrate
+	@mkdir -p var
+	@if DJANGO_DEBUG=1 $(PY) manage.py shell -v 0 -c "import sys; from django.contrib.auth import get_user_model; \
+sys.exit(0 if get_user_model().objects.filter(is_superuser=True).exists() else 3)"; then \
+		:; \
+	else \
+		code=$$?; [ $$code -eq 3 ] || exit $$code; \
+		if [ ! -s $(ADMIN_PASSWORD_FILE) ]; then \
+			( umask 077; $(PY) -c "import secrets; print(secrets.token_urlsafe(12))" > $(ADMIN_PASSWORD_FILE) ); \
+		fi; \
+		DJANGO_DEBUG=1 DJANGO_SUPERUSER_PASSWORD="$$(cat $(ADMIN_PASSWORD_FILE))" \
+			$(PY) manage.py createsuperuser --noinput --username admin --email admin@localhost >/dev/null; \
+		echo "Created the admin login (password kept in $(ADMIN_PASSWORD_FILE))"; \
+	fi
+
+run: seed admin
+	@echo
+	@echo "  Admin:     http://$(HOST):$(PORT)/admin/"
+	@echo "  GraphiQL:  http://$(HOST):$(PORT)/graphql/"
+	@if [ -s $(ADMIN_PASSWORD_FILE) ]; then \
+		echo "  Login:     admin / $$(cat $(ADMIN_PASSWORD_FILE))"; \
+	else \
+		echo "  Login:     an admin already exists (its password is not in $(ADMIN_PASSWORD_FILE);"; \
+		echo "             reset it with: $(PY) manage.py changepassword <username>)"; \
+	fi
+	@echo
+	@DJANGO_DEBUG=1 exec $(PY) manage.py runserver $(HOST):$(PORT)
+
+test: $(STAMP)
+	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check .
