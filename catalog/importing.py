@@ -13,7 +13,8 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from itertools import islice, repeat
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,7 +48,6 @@ CsvSource = str | Path | File
 MIN_INTERACTIONS = 1000
 MIN_USERS_WITH_TWO_INTERACTIONS = 25
 WRITE_BATCH = 50_000
-EPOCH_NAIVE = datetime(1970, 1, 1)
 
 
 @dataclass
@@ -444,17 +444,17 @@ def _ensure_bare_records(
 
 
 INTERACTION_COLUMNS = (
-    "dataset_group_id",
-    "user_id",
-    "session_id",
-    "item_id",
-    "event_type",
-    "event_value",
-    "timestamp",
-    "impression",
-    "recommendation_id",
-    "properties",
-    "source",
+    ("dataset_group_id", "int8"),
+    ("user_id", "int8"),
+    ("session_id", "text"),
+    ("item_id", "int8"),
+    ("event_type", "text"),
+    ("event_value", "float8"),
+    ("timestamp", "timestamptz"),
+    ("impression", "jsonb"),
+    ("recommendation_id", "text"),
+    ("properties", "jsonb"),
+    ("source", "text"),
 )
 
 
@@ -467,46 +467,23 @@ def _write_interactions(
     if full:
         Interaction.objects.filter(dataset_group=group, source=RecordSource.IMPORT).delete()
     count = csv_data.row_count
-    property_records = csv_data.metadata_records()
-    impressions = columns.get("IMPRESSION")
-    recommendation_ids = columns.get("RECOMMENDATION_ID") or [None] * count
-    event_values = columns.get("EVENT_VALUE") or [None] * count
-    event_types = columns.get("EVENT_TYPE") or [None] * count
-    to_datetime = _datetime_converter()
-    rows = (
-        (
-            group.pk,
-            user_pks[user_id],
-            "",
-            item_pks[item_id],
-            event_type or "",
-            event_value,
-            to_datetime(timestamp),
-            json.dumps(impressions[index]) if impressions and impressions[index] else "[]",
-            recommendation_id or "",
-            json.dumps(properties) if properties else "{}",
-            RecordSource.IMPORT.value,
-        )
-        for index, (
-            user_id,
-            item_id,
-            timestamp,
-            event_type,
-            event_value,
-            recommendation_id,
-            properties,
-        ) in enumerate(
-            zip(
-                columns["USER_ID"],
-                columns["ITEM_ID"],
-                columns["TIMESTAMP"],
-                event_types,
-                event_values,
-                recommendation_ids,
-                property_records,
-                strict=True,
-            )
-        )
+
+    def column(name: str, default: Any = None) -> Sequence[Any]:
+        return columns[name] if name in columns else repeat(default, count)
+
+    rows = zip(
+        repeat(group.pk, count),
+        map(user_pks.__getitem__, columns["USER_ID"]),
+        repeat("", count),
+        map(item_pks.__getitem__, columns["ITEM_ID"]),
+        (event_type or "" for event_type in column("EVENT_TYPE")),
+        column("EVENT_VALUE"),
+        map(_epoch_to_datetime, columns["TIMESTAMP"]),
+        (impression or [] for impression in column("IMPRESSION")),
+        (recommendation_id or "" for recommendation_id in column("RECOMMENDATION_ID")),
+        csv_data.metadata_records(),
+        repeat(RecordSource.IMPORT.value, count),
+        strict=True,
     )
     with tqdm(
         total=count, desc="Writing interactions", unit=" rows", disable=None if progress else True
@@ -516,44 +493,44 @@ def _write_interactions(
     report.interactions = count
 
 
-def _datetime_converter() -> Callable[[int], Any]:
-    """Epoch seconds to what the database driver takes fastest for a DateTimeField."""
-    if connection.vendor == "postgresql":
-        return lambda seconds: datetime.fromtimestamp(seconds, UTC)
-    # Django stores naive UTC text on SQLite and MySQL-likes ('YYYY-MM-DD HH:MM:SS').
-    return lambda seconds: str(EPOCH_NAIVE + timedelta(seconds=seconds))
-
-
 def _insert_interactions(rows: Iterator[tuple[Any, ...]]) -> Iterator[int]:
-    """Insert rows in batches, yielding how many each batch wrote."""
+    """Insert rows in batches (binary COPY on PostgreSQL), yielding how many each batch wrote."""
     table = Interaction._meta.db_table
-    column_list = ", ".join(INTERACTION_COLUMNS)
+    column_list = ", ".join(name for name, _ in INTERACTION_COLUMNS)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
-                batch = 0
-                for row in rows:
-                    copy.write_row(row)
-                    batch += 1
-                    if batch == WRITE_BATCH:
-                        yield batch
-                        batch = 0
-                yield batch
+            with cursor.cursor.copy(f"COPY {table} ({column_list}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([pg_type for _, pg_type in INTERACTION_COLUMNS])
+                while batch := list(islice(rows, WRITE_BATCH)):
+                    for row in batch:
+                        copy.write_row(row)
+                    yield len(batch)
             return
         placeholders = ", ".join(["%s"] * len(INTERACTION_COLUMNS))
         sql = f"INSERT INTO {table} ({column_list}) VALUES ({placeholders})"
-        while batch_rows := _take(rows, WRITE_BATCH):
-            cursor.executemany(sql, batch_rows)
-            yield len(batch_rows)
+        while batch := list(islice(map(_json_columns_as_text, rows), WRITE_BATCH)):
+            cursor.executemany(sql, batch)
+            yield len(batch)
 
 
-def _take(rows: Iterator[tuple[Any, ...]], size: int) -> list[tuple[Any, ...]]:
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            break
-    return batch
+def _json_columns_as_text(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """SQLite and other drivers take JSON as text and datetimes as naive UTC."""
+    group, user, session, item, event_type, value, moment, impression, recommendation, properties, source = (
+        row
+    )
+    return (
+        group,
+        user,
+        session,
+        item,
+        event_type,
+        value,
+        str(moment.replace(tzinfo=None)),
+        json.dumps(impression) if impression else "[]",
+        recommendation,
+        json.dumps(properties) if properties else "{}",
+        source,
+    )
 
 
 def _delete_orphan_bare_records(group: DatasetGroup) -> None:
