@@ -60,12 +60,12 @@ class RecsiteSchema(strawberry.Schema):
 def build_schema(*, debug: bool) -> strawberry.Schema:
     """The schema with its extensions; introspection and field suggestions are off unless `debug`."""
     limits = [
-        QueryDepthLimiter(max_depth=getattr(settings, "RECSITE_GRAPHQL_MAX_DEPTH", 10)),
-        MaxAliasesLimiter(max_alias_count=getattr(settings, "RECSITE_GRAPHQL_MAX_ALIASES", 15)),
+        QueryDepthLimiter(max_depth=settings.RECSITE_GRAPHQL_MAX_DEPTH),
+        MaxAliasesLimiter(max_alias_count=settings.RECSITE_GRAPHQL_MAX_ALIASES),
     ]
     if not debug:
         limits.append(DisableIntrospection())
-    max_tokens: int = getattr(settings, "RECSITE_GRAPHQL_MAX_TOKENS", 2000)
+    max_tokens: int = settings.RECSITE_GRAPHQL_MAX_TOKENS
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         ParserCache,

@@ -68,6 +68,12 @@ WSGI_APPLICATION = "recsite.wsgi.application"
 ASGI_APPLICATION = "recsite.asgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web process read while an import or a worker writes; a larger page cache
+    # keeps index inserts of big imports in memory.
+    DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = (
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -108,6 +114,9 @@ PERSONALIZE_KMS_KEY_ARN = env.str("PERSONALIZE_KMS_KEY_ARN", default="")
 # GraphQL catalog pagination.
 RECSITE_GRAPHQL_DEFAULT_PAGE_SIZE = env.int("RECSITE_GRAPHQL_DEFAULT_PAGE_SIZE", default=25)
 RECSITE_GRAPHQL_MAX_PAGE_SIZE = env.int("RECSITE_GRAPHQL_MAX_PAGE_SIZE", default=500)
+RECSITE_GRAPHQL_MAX_DEPTH = env.int("RECSITE_GRAPHQL_MAX_DEPTH", default=10)
+RECSITE_GRAPHQL_MAX_ALIASES = env.int("RECSITE_GRAPHQL_MAX_ALIASES", default=15)
+RECSITE_GRAPHQL_MAX_TOKENS = env.int("RECSITE_GRAPHQL_MAX_TOKENS", default=2000)
 
 LOGGING = {
     "version": 1,
