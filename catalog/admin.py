@@ -6,7 +6,6 @@ Interactions are view-only: they arrive through imports and the events API.
 """
 
 import json
-import re
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
@@ -42,7 +41,7 @@ from catalog.models import (
     Item,
 )
 from catalog.schemas import DatasetType, FieldKind, FieldSpec, SchemaError, avro_schema_json, format_value
-from catalog.selectors import dataset_group_get, dataset_schema_fields
+from catalog.selectors import categorical_value_q, dataset_group_get, dataset_schema_fields
 
 __all__ = [
     "CategoricalMetadataFilter",
@@ -105,11 +104,8 @@ class CategoricalMetadataFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        # re.escape only escapes non-alphanumerics with a backslash, which SQLite's Python
-        # REGEXP and PostgreSQL's ARE both read as the literal character.
-        pattern = rf"(^|\|){re.escape(value)}(\||$)"
         return queryset.filter(
-            dataset_group__in=self.group_ids, **{f"metadata__{self.field_name}__regex": pattern}
+            categorical_value_q(field=self.field_name, value=value), dataset_group__in=self.group_ids
         )
 
 

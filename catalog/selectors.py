@@ -1,12 +1,16 @@
 """Reads of the catalog (HackSoft-style selectors, keyword-only)."""
 
-from django.db.models import QuerySet
+from django.db.models import CharField, Q, QuerySet, Value
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Concat, StrIndex
+from django.db.models.lookups import GreaterThan
 
 from catalog.errors import DatasetGroupNotFoundError
 from catalog.models import DEFAULT_DATASET_GROUP, DatasetGroup, DatasetSchema, EndUser, Interaction, Item
 from catalog.schemas import DatasetType, FieldSpec
 
 __all__ = [
+    "categorical_value_q",
     "dataset_group_get",
     "dataset_schema_fields",
     "end_user_list",
@@ -49,3 +53,14 @@ def interaction_list(*, dataset_group: DatasetGroup, user_id: str | None = None)
     if user_id is not None:
         interactions = interactions.filter(user__user_id=user_id)
     return interactions.order_by("-timestamp", "-id")
+
+
+def categorical_value_q(*, field: str, value: str, column: str = "metadata") -> Q:
+    """Rows whose categorical `field` holds `value` as one of its `|`-joined values, exactly.
+
+    "Action|Comedy" matches "Comedy"; "Comedy Drama" and "comedy" do not. The test is
+    `STRPOS('|' || value || '|', '|Comedy|') > 0`: exact on SQLite and PostgreSQL alike
+    (no LIKE wildcards, no case folding).
+    """
+    padded = Concat(Value("|"), KeyTextTransform(field, column), Value("|"), output_field=CharField())
+    return Q(GreaterThan(StrIndex(padded, Value(f"|{value}|")), 0))

@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 
 import strawberry
 import strawberry_django
-from django.db.models import CharField, F, Q, Value
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Concat, Left, StrIndex
+from django.db.models import F, Q, Value
+from django.db.models.functions import Left
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 from strawberry import UNSET
 
 from catalog.graphql.types import InvalidArgumentError
 from catalog.models import EndUser, Interaction, Item
 from catalog.schemas import MAX_CATEGORICAL_VALUE_LENGTH, MAX_ID_LENGTH
+from catalog.selectors import categorical_value_q
 
 __all__ = [
     "EpochRange",
@@ -118,9 +118,7 @@ def epoch_range_q(path: str, bounds: EpochRange) -> Q:
 def metadata_match_q(path: str, matches: list[MetadataMatch]) -> Q:
     """The Q for categorical matches on the JSON column at `path` (all must hold).
 
-    The stored value "Action|Comedy" matches "Comedy"; "Comedy Drama" does not. The test
-    is `STRPOS('|' || value || '|', '|Comedy|') > 0`, which is exact on SQLite and
-    PostgreSQL alike (no LIKE wildcards, no case folding).
+    The stored value "Action|Comedy" matches "Comedy"; "Comedy Drama" does not.
     """
     if len(matches) > MAX_IN_LIST:
         raise InvalidArgumentError(f"metadata takes at most {MAX_IN_LIST} conditions")
@@ -132,8 +130,7 @@ def metadata_match_q(path: str, matches: list[MetadataMatch]) -> Q:
             raise InvalidArgumentError(
                 f"metadata value for {match.field} must be one non-empty categorical value without '|'"
             )
-        padded = Concat(Value("|"), KeyTextTransform(match.field, path), Value("|"), output_field=CharField())
-        q &= Q(GreaterThan(StrIndex(padded, Value(f"|{match.value}|")), 0))
+        q &= categorical_value_q(field=match.field, value=match.value, column=path)
     return q
 
 
