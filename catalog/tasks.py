@@ -20,9 +20,13 @@ def run_dataset_import(self, job_id: int) -> str:
     job = DatasetImportJob.objects.select_related("dataset_group").get(pk=job_id)
     if job.status in FINISHED:
         return job.status
-    DatasetImportJob.objects.filter(pk=job_id).update(status=JobStatus.IN_PROGRESS)
+    DatasetImportJob.objects.filter(pk=job_id, status=JobStatus.PENDING).update(status=JobStatus.IN_PROGRESS)
     try:
         with transaction.atomic():
+            # A second delivery of the same job waits here, then finds it finished.
+            job = DatasetImportJob.objects.select_for_update().select_related("dataset_group").get(pk=job_id)
+            if job.status in FINISHED:
+                return job.status
             report = dataset_import(
                 dataset_group=job.dataset_group.name,
                 interactions=job.interactions_file or None,

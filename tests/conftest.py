@@ -5,6 +5,7 @@ with REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails them instead.
 """
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.db import connection
 
 from catalog.models import DatasetGroup
 from catalog.selectors import dataset_group_get
+from recsite.celery import app as celery_app
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -34,6 +36,20 @@ def _require_services(request: pytest.FixtureRequest) -> None:
             pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
         if reason:
             pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process_unless_broker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run Celery tasks in-process in every test not marked `broker`, even with CELERY_BROKER_URL set."""
+    if request.node.get_closest_marker("broker") is not None:
+        yield
+        return
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager = previous
 
 
 @pytest.fixture
