@@ -1,0 +1,1 @@
+"""The local recommendation engine: Personalize's recipes over numpy arrays (no Django)."""
