@@ -303,9 +303,12 @@ def fields_from_json(data: Iterable[dict[str, Any]]) -> list[FieldSpec]:
 
 
 def infer_fields(
-    dataset_type: DatasetType, header: Sequence[str], rows: Sequence[Sequence[str]]
+    dataset_type: DatasetType, header: Sequence[str], columns: Sequence[Sequence[str]]
 ) -> list[FieldSpec]:
-    """Infer a schema from a CSV header and its rows (see DESIGN.md's inference rules)."""
+    """Infer a schema from a CSV header and its columns' values (see DESIGN.md's inference rules).
+
+    Only metadata columns are looked at; reserved ones have fixed types.
+    """
     reserved = RESERVED_FIELDS[dataset_type]
     fields: list[FieldSpec] = []
     textual_taken = False
@@ -313,8 +316,7 @@ def infer_fields(
         if name in reserved:
             fields.append(reserved[name])
             continue
-        values = [row[index] for row in rows if index < len(row)]
-        spec = _infer_metadata_field(dataset_type, name, values, textual_allowed=not textual_taken)
+        spec = _infer_metadata_field(dataset_type, name, columns[index], textual_allowed=not textual_taken)
         textual_taken = textual_taken or spec.kind is FieldKind.TEXTUAL
         fields.append(spec)
     return fields

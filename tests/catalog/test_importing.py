@@ -250,3 +250,34 @@ def test_the_commands_report_and_fail_clearly(tmp_path: Path, capsys: pytest.Cap
     assert '"name": "Interactions"' in (tmp_path / "out" / "interactions_schema.json").read_text()
     with pytest.raises(CommandError, match="dataset group 'nope' does not exist"):
         call_command("export_dataset", "--out", str(tmp_path / "x"), "--dataset-group", "nope")
+
+
+def test_quoted_newlines_keep_line_numbers_exact(tmp_path: Path) -> None:
+    # given an items file whose first description spans two lines and whose row on line 5 is bad
+    path = tmp_path / "items.csv"
+    path.write_text(
+        'ITEM_ID,PRICE,DESCRIPTION\ni1,10,"two\nlines"\ni2,11,plain text here\ni3,x,more words here\n',
+        encoding="utf-8",
+    )
+    dataset_import(
+        items=write(tmp_path / "schema.csv", ["ITEM_ID,PRICE,DESCRIPTION", "i0,1,some words here"])
+    )
+    # when it is imported
+    with pytest.raises(DatasetImportError) as raised:
+        dataset_import(items=path, mode="incremental")
+    # then the error names line 5 (the file's physical line), not the fourth record
+    assert (raised.value.line, raised.value.column) == (5, "PRICE")
+
+
+def test_values_the_fast_reader_refuses_are_read_by_the_exact_rules(tmp_path: Path) -> None:
+    # given timestamps with a leading space (Python's int() accepts them, Arrow's cast does not)
+    spaced = write(
+        tmp_path / "spaced.csv", ["USER_ID,ITEM_ID,TIMESTAMP", "u1,i1, 1700000000", "u2,i2,1700000001"]
+    )
+    # when imported, then the rows arrive with the same values either way
+    report = dataset_import(interactions=spaced)
+    assert report.interactions == 2
+    stamps = sorted(
+        int(moment.timestamp()) for moment in Interaction.objects.values_list("timestamp", flat=True)
+    )
+    assert stamps == [1_700_000_000, 1_700_000_001]

@@ -25,7 +25,9 @@ def test_inference_follows_the_design_rules() -> None:
         ["3", "", "Thriller", "Four Rooms at night", "3.25", "true", "zenith"],
     ]
     # when the schema is inferred
-    fields = {spec.name: spec for spec in infer_fields(DatasetType.ITEMS, header, rows)}
+    fields = {
+        spec.name: spec for spec in infer_fields(DatasetType.ITEMS, header, list(zip(*rows, strict=True)))
+    }
     # then ids stay strings and each metadata column gets its kind
     assert fields["ITEM_ID"] == FieldSpec("ITEM_ID", FieldKind.ID, "string", nullable=False)
     assert (fields["RELEASE_YEAR"].kind, fields["RELEASE_YEAR"].avro_type) == (FieldKind.NUMERICAL, "int")
@@ -40,15 +42,18 @@ def test_inference_follows_the_design_rules() -> None:
 def test_only_one_textual_field_is_inferred_and_never_for_users() -> None:
     header = ["USER_ID", "BIO"]
     rows = [["1", "likes long walks"], ["2", "reads every night"]]
-    assert infer_fields(DatasetType.USERS, header, rows)[1].kind is FieldKind.CATEGORICAL
+    assert (
+        infer_fields(DatasetType.USERS, header, list(zip(*rows, strict=True)))[1].kind
+        is FieldKind.CATEGORICAL
+    )
     items = infer_fields(
-        DatasetType.ITEMS, ["ITEM_ID", "TITLE", "BLURB"], [["1", "a long title", "a long blurb here"]]
+        DatasetType.ITEMS, ["ITEM_ID", "TITLE", "BLURB"], [["1"], ["a long title"], ["a long blurb here"]]
     )
     assert [spec.kind for spec in items[1:]] == [FieldKind.TEXTUAL, FieldKind.CATEGORICAL]
 
 
 def test_avro_schema_matches_personalize_format() -> None:
-    fields = infer_fields(DatasetType.ITEMS, ["ITEM_ID", "GENRES"], [["1", "A|B"]])
+    fields = infer_fields(DatasetType.ITEMS, ["ITEM_ID", "GENRES"], [["1"], ["A|B"]])
     assert avro_schema(DatasetType.ITEMS, fields) == {
         "type": "record",
         "name": "Items",
