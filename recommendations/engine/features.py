@@ -9,6 +9,8 @@ __all__ = [
     "binary_user_item",
     "feature_centroid_factors",
     "l2_normalize_rows",
+    "orthonormal_columns",
+    "prune_rows",
     "randomized_svd",
     "recency_weights",
     "user_position_from_end",
@@ -55,6 +57,18 @@ def binary_user_item(
     return matrix
 
 
+def orthonormal_columns(block: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of a tall block's column space (Cholesky-QR done twice via a small eigh)."""
+    basis = block
+    for _ in range(2):
+        gram = (basis.T @ basis).astype(np.float64)
+        values, vectors = np.linalg.eigh(gram)
+        floor = max(float(values[-1]), 1e-30) * 1e-10
+        scale = vectors / np.sqrt(np.maximum(values, floor))[None, :]
+        basis = basis @ scale.astype(basis.dtype)
+    return basis
+
+
 def randomized_svd(
     matrix: sp.csr_matrix, rank: int, *, seed: int, oversample: int = 10, power_iterations: int = 4
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -65,14 +79,18 @@ def randomized_svd(
     rng = np.random.default_rng(seed)
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
     transposed = sp.csr_matrix(matrix.T)
-    sample = matrix @ rng.standard_normal((n_cols, width), dtype=np.float32)
-    basis, _ = np.linalg.qr(sample)
+    basis = orthonormal_columns(matrix @ rng.standard_normal((n_cols, width), dtype=np.float32))
     for _ in range(power_iterations):
-        basis, _ = np.linalg.qr(transposed @ basis)
-        basis, _ = np.linalg.qr(matrix @ basis)
-    small = np.asarray((transposed @ basis).T)  # (width, n_cols) = basis^T A
-    _, singular, right = np.linalg.svd(small.astype(np.float64), full_matrices=False)
-    return singular[:rank], np.ascontiguousarray(right[:rank].T)
+        basis = orthonormal_columns(transposed @ basis)
+        basis = orthonormal_columns(matrix @ basis)
+    small = np.asarray(transposed @ basis)  # (n_cols, width) = A^T Q
+    values, vectors = np.linalg.eigh((small.T @ small).astype(np.float64))
+    order = np.argsort(values)[::-1][:rank]
+    singular = np.sqrt(np.maximum(values[order], 0.0))
+    safe = np.where(singular > 0, singular, 1.0)
+    right = small @ (vectors[:, order] / safe[None, :]).astype(np.float32)
+    right[:, singular <= 0] = 0.0
+    return singular, np.ascontiguousarray(right, dtype=np.float32)
 
 
 def feature_centroid_factors(
@@ -95,3 +113,19 @@ def feature_centroid_factors(
     has = weight > 0
     predicted[~has] = 0.0
     return predicted.astype(np.float32), has
+
+
+def prune_rows(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
+    """The `keep` largest entries of each CSR row (ties: lower column first); others dropped."""
+    matrix = sp.csr_matrix(matrix)
+    lengths = np.diff(matrix.indptr)
+    if keep <= 0 or lengths.max(initial=0) <= keep:
+        return matrix
+    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
+    order = np.lexsort((matrix.indices, -matrix.data, rows))
+    rank = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], lengths)
+    chosen = order[rank < keep]
+    chosen.sort()
+    return sp.csr_matrix(
+        (matrix.data[chosen], (rows[chosen], matrix.indices[chosen])), shape=matrix.shape, dtype=matrix.dtype
+    )

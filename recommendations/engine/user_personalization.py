@@ -39,6 +39,7 @@ from recommendations.engine.base import (
 from recommendations.engine.features import (
     binary_user_item,
     feature_centroid_factors,
+    prune_rows,
     randomized_svd,
     recency_weights,
     user_position_from_end,
@@ -94,8 +95,7 @@ def parse_bool(hyperparameters: dict[str, str], name: str) -> bool:
 
 def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and scores of the n largest finite scores, best first (ties: lower index first)."""
-    finite = np.isfinite(scores)
-    n = min(n, int(finite.sum()))
+    n = min(n, len(scores))
     if n <= 0:
         return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
     part = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
@@ -117,6 +117,7 @@ class LowRankEaseRecipe(Recipe):
         "sequence_weight": "0.5",
         "sequence_window": "5",
         "sequence_length": "5",
+        "sequence_max_successors": "200",
         "cold_item_threshold": "5",
         "popularity_half_life_days": "30",
         "min_user_history_length_percentile": "0.0",
@@ -139,6 +140,7 @@ class LowRankEaseRecipe(Recipe):
         self.sequence_weight = parse_float(hp, "sequence_weight", 0.0, 100.0)
         self.sequence_window = parse_int(hp, "sequence_window", 1, 50)
         self.sequence_length = parse_int(hp, "sequence_length", 1, 500)
+        self.sequence_max_successors = parse_int(hp, "sequence_max_successors", 1, 1_000_000)
         self.cold_item_threshold = parse_int(hp, "cold_item_threshold", 0, 1_000_000)
         self.popularity_half_life_days = parse_float(hp, "popularity_half_life_days", 0.0, 1e6)
         self.min_history_pct = parse_float(hp, "min_user_history_length_percentile", 0.0, 1.0)
@@ -248,6 +250,7 @@ class LowRankEaseRecipe(Recipe):
             values = np.full(len(rows), 1.0 / gap, dtype=np.float32)
             total = total + sp.csr_matrix((values, (rows, cols)), shape=(n_items, n_items))
         total.sum_duplicates()
+        total = prune_rows(total, self.sequence_max_successors)
         sums = np.asarray(total.sum(axis=1)).ravel()
         scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0).astype(np.float32)
         normalised = sp.csr_matrix(sp.diags(scale) @ total)
