@@ -1,6 +1,12 @@
 """Domain errors of the catalog; each names what is wrong and where."""
 
-__all__ = ["CatalogError", "DatasetGroupNotFoundError", "DatasetImportError", "MetadataError"]
+__all__ = [
+    "CatalogError",
+    "DatasetGroupNotFoundError",
+    "DatasetImportError",
+    "InvalidArgumentError",
+    "MetadataError",
+]
 
 
 class CatalogError(ValueError):
@@ -38,3 +44,7 @@ class DatasetImportError(CatalogError):
         self.file = file
         self.line = line
         self.column = column
+
+
+class InvalidArgumentError(CatalogError):
+    """An API argument whose value is out of range or malformed (a BAD_USER_INPUT error)."""

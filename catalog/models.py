@@ -55,7 +55,7 @@ class DatasetSchema(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dataset_group", "dataset_type"], name="one_schema_per_dataset"),
         ]
-        ordering = ["dataset_group", "dataset_type"]
+        ordering = ["dataset_group_id", "dataset_type"]
 
     def __str__(self) -> str:
         return f"{self.dataset_group} / {self.dataset_type}"
@@ -93,7 +93,7 @@ class Item(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dataset_group", "item_id"], name="item_id_unique_in_group"),
         ]
-        ordering = ["dataset_group", "item_id"]
+        ordering = ["item_id"]
 
     def __str__(self) -> str:
         return self.item_id
@@ -112,7 +112,7 @@ class EndUser(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dataset_group", "user_id"], name="user_id_unique_in_group"),
         ]
-        ordering = ["dataset_group", "user_id"]
+        ordering = ["user_id"]
         verbose_name = "end user"
 
     def __str__(self) -> str:
@@ -123,9 +123,14 @@ class Interaction(models.Model):
     """One event of a user (or an anonymous session) with an item."""
 
     # The event table is append-heavy: its foreign keys are enforced by the services that write
-    # it and by Django's cascades, not by per-row database triggers (which doubled import time).
+    # it and by Django's cascades, not by per-row database triggers (which doubled import time),
+    # and are served by the composite indexes below rather than one index each.
     dataset_group = models.ForeignKey(
-        DatasetGroup, on_delete=models.CASCADE, related_name="interactions", db_constraint=False
+        DatasetGroup,
+        on_delete=models.CASCADE,
+        related_name="interactions",
+        db_constraint=False,
+        db_index=False,
     )
     user = models.ForeignKey(
         EndUser,
@@ -134,6 +139,7 @@ class Interaction(models.Model):
         on_delete=models.CASCADE,
         related_name="interactions",
         db_constraint=False,
+        db_index=False,
     )
     session_id = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
     item = models.ForeignKey(
@@ -143,6 +149,7 @@ class Interaction(models.Model):
         on_delete=models.CASCADE,
         related_name="interactions",
         db_constraint=False,
+        db_index=False,
     )
     event_type = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
     event_value = models.FloatField(null=True, blank=True)

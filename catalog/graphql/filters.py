@@ -15,7 +15,7 @@ from django.db.models.functions import Left
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 from strawberry import UNSET
 
-from catalog.graphql.types import InvalidArgumentError
+from catalog.errors import InvalidArgumentError
 from catalog.models import EndUser, Interaction, Item
 from catalog.schemas import MAX_CATEGORICAL_VALUE_LENGTH, MAX_ID_LENGTH
 from catalog.selectors import categorical_value_q

@@ -15,9 +15,10 @@ from django.db.models import QuerySet
 from strawberry import UNSET
 from strawberry_django.fields.field import StrawberryDjangoField
 
+from catalog.errors import InvalidArgumentError
 from catalog.graphql.filters import InteractionFilter, ItemFilter, UserFilter
 from catalog.graphql.orders import InteractionOrder, ItemOrder, UserOrder
-from catalog.graphql.types import InteractionType, InvalidArgumentError, ItemType, PaginationInput, UserType
+from catalog.graphql.types import InteractionType, ItemType, PaginationInput, UserType
 from catalog.models import DEFAULT_DATASET_GROUP, DatasetGroup
 from catalog.selectors import dataset_group_get, end_user_list, interaction_list, item_list
 

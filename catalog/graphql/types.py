@@ -11,21 +11,15 @@ import strawberry_django
 from django.db.models import Count, F
 from strawberry.scalars import JSON
 
-from catalog.errors import CatalogError
 from catalog.models import EndUser, Interaction, Item
 
 __all__ = [
     "InteractionType",
-    "InvalidArgumentError",
     "ItemType",
     "PaginationInput",
     "UserType",
     "epoch_seconds",
 ]
-
-
-class InvalidArgumentError(CatalogError):
-    """A GraphQL argument whose value is out of range or malformed (a BAD_USER_INPUT error)."""
 
 
 def epoch_seconds(moment: datetime | None) -> float | None:
