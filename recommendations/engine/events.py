@@ -88,7 +88,7 @@ def event_selection(
     if event_type is not None and str(event_type).strip() and events_config:
         raise RecipeError("give either eventType or solutionConfig.eventsConfig, not both")
     if event_type is not None and str(event_type).strip():
-        return EventSelection((EventParameters(_event_type(event_type, "eventType")),), threshold)
+        return EventSelection((EventParameters(_event_type(event_type, "eventType"), threshold),), threshold)
     if not events_config:
         return EventSelection((), threshold)
     if not isinstance(events_config, Mapping) or not isinstance(

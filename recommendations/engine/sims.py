@@ -5,7 +5,9 @@ users who interacted with both items and count[j] the distinct users of j: a fac
 the most popular co-interacted items first, 1 the most specific ones (P(i | j)), 0.5 (the
 default) balances the two. Pairs with fewer than `min_cointeraction_count` co-interactions are
 not neighbours. Personalize's featurization hyperparameters drop outlier users (history-length
-percentiles) and items (interaction-count percentiles) from the co-interaction counts.
+percentiles) from the counts, and keep items outside the interaction-count percentiles from
+being anyone's neighbour (they can still be queried: a best-seller gets its specific neighbours,
+but best-sellers do not crowd every other item's list).
 
 The top `n_neighbours` neighbours per item are stored as (n_items, k) arrays, so `similar` is
 O(k); items with too few neighbours, unknown items and new items are filled with popular items
@@ -83,7 +85,8 @@ class Sims(Recipe):
         super().__init__(hyperparameters, seed=seed)
         self.params = parse_hyperparameters(SPECS, self.hyperparameters)
 
-    def _training_matrix(self, data: InteractionData) -> sp.csr_matrix:
+    def _training_matrices(self, data: InteractionData) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(users x items) binary matrices: all items of the kept users, and only the kept items."""
         matrix = _binary_matrix(data)
         p = self.params
         lengths = np.diff(matrix.indptr)
@@ -94,19 +97,20 @@ class Sims(Recipe):
                 [p["min_user_history_length_percentile"], p["max_user_history_length_percentile"]],
             )
             keep_users = active & (lengths >= low) & (lengths <= high)
-            matrix = sp.diags(keep_users.astype(np.float32)) @ matrix
-        counts = np.asarray(matrix.sum(axis=0)).ravel()
+            matrix = sp.csr_matrix(sp.diags(keep_users.astype(np.float32)) @ matrix)
+            matrix.eliminate_zeros()
+        counts = np.diff(matrix.tocsc().indptr)
         seen = counts > 0
+        neighbour_matrix = matrix
         if seen.any():
             low, high = np.quantile(
                 counts[seen],
                 [p["min_item_interaction_count_percentile"], p["max_item_interaction_count_percentile"]],
             )
             keep_items = seen & (counts >= low) & (counts <= high)
-            matrix = matrix @ sp.diags(keep_items.astype(np.float32))
-        matrix = sp.csr_matrix(matrix)
-        matrix.eliminate_zeros()
-        return matrix
+            neighbour_matrix = sp.csr_matrix(matrix @ sp.diags(keep_items.astype(np.float32)))
+            neighbour_matrix.eliminate_zeros()
+        return matrix, neighbour_matrix
 
     def fit(self, data: InteractionData) -> None:
         """Count co-interactions block by block and keep each item's top neighbours."""
@@ -116,8 +120,8 @@ class Sims(Recipe):
         self.popularity = counts
         self.order = known[np.lexsort((known, -counts[known]))].astype(np.int32)
 
-        matrix = self._training_matrix(data)
-        by_item = sp.csr_matrix(matrix.T)  # (n_items, n_users)
+        matrix, neighbour_matrix = self._training_matrices(data)
+        by_item = sp.csr_matrix(matrix.T)  # (n_items, n_users): every item can be queried
         item_counts = np.diff(by_item.indptr).astype(np.float64)
         discount = np.zeros(n_items, dtype=np.float32)
         has_users = item_counts > 0
@@ -126,7 +130,7 @@ class Sims(Recipe):
         k = max(1, min(self.n_neighbours, n_items - 1))
         self.neighbours = np.full((n_items, k), -1, dtype=np.int32)
         self.scores = np.zeros((n_items, k), dtype=np.float32)
-        user_lengths = np.diff(matrix.indptr).astype(np.float64)
+        user_lengths = np.diff(neighbour_matrix.indptr).astype(np.float64)
         work = by_item @ user_lengths  # co-interaction products each item's row generates
         start = 0
         while start < n_items:
@@ -135,7 +139,7 @@ class Sims(Recipe):
             while stop < n_items and budget + work[stop] <= BLOCK_NNZ:
                 budget += work[stop]
                 stop += 1
-            block = sp.csr_matrix(by_item[start:stop] @ matrix)  # (block, n_items) co-interaction counts
+            block = sp.csr_matrix(by_item[start:stop] @ neighbour_matrix)  # (block, n_items) co-interactions
             rows = np.repeat(np.arange(start, stop), np.diff(block.indptr))
             block.data[(block.indices == rows) | (block.data < min_count)] = 0  # no self-pairs
             block.eliminate_zeros()

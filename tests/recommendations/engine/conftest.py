@@ -53,14 +53,14 @@ def make_planted_data(seed: int = 0) -> InteractionData:
     rng = np.random.default_rng(seed)
     users, items, times = [], [], []
     within = np.arange(ITEMS_PER_GENRE)
-    p = 1.0 / (within + 2.0)
+    p = 1.0 / (within + 1.0) ** 1.5
     p /= p.sum()
     for u in range(N_USERS):
         genre = u % N_GENRES
-        n_events = 6 + u % 5
+        n_events = 4 + u % 4
         picks = rng.choice(within, size=n_events, replace=False, p=p) + genre * ITEMS_PER_GENRE
         stray = rng.integers(0, N_GENRES * ITEMS_PER_GENRE)  # one item from anywhere
-        chosen = np.append(picks, stray)
+        chosen = rng.permutation(np.append(picks, stray))  # the stray item at a random time
         t0 = START + int(rng.integers(0, 5 * DAY))
         users.extend([u] * len(chosen))
         items.extend(chosen.tolist())
