@@ -49,12 +49,10 @@ from recommendations.engine.registry import register
 __all__ = [
     "LowRankEaseRecipe",
     "UserPersonalization",
-    "ndcg_at",
     "parse_bool",
     "parse_float",
     "parse_int",
     "top_n",
-    "validation_split",
 ]
 
 DAY = 86_400
@@ -366,7 +364,7 @@ class LowRankEaseRecipe(Recipe):
         """Hyperparameters chosen by a coordinate search over `hpo_grid` on a validation split of `data`.
 
         `evaluate(recipe_class, hyperparameters, data, seed) -> float` scores one setting (higher is
-        better); the default fits on 90% of the users and measures NDCG@10 on the rest, Personalize-style.
+        better); the default is NDCG@10 on `holdout.validation_split` (carved from the training users).
         At most `budget` settings are fitted.
         """
         evaluate = evaluate or _validation_ndcg
@@ -401,61 +399,17 @@ def _scaled(scores: np.ndarray) -> np.ndarray:
     return scores / peak if peak > 0 else scores
 
 
-def validation_split(
-    data: InteractionData, seed: int, fraction: float = 0.1
-) -> tuple[InteractionData, list[tuple[History, np.ndarray]]]:
-    """Personalize's holdout on training data: training events, and per held-out user (history, relevant)."""
-    order = np.lexsort((data.timestamp, data.user))
-    user, item, time = data.user[order], data.item[order], data.timestamp[order]
-    counts = np.bincount(user, minlength=data.n_users)
-    eligible = np.flatnonzero(counts >= 2)
-    rng = np.random.default_rng(seed)
-    held = np.zeros(data.n_users, dtype=bool)
-    held[rng.permutation(eligible)[: math.ceil(fraction * len(eligible))]] = True
-    is_held = held[user]
-    weight = data.weights[order]
-    train = InteractionData(
-        user=user[~is_held],
-        item=item[~is_held],
-        timestamp=time[~is_held],
-        n_users=data.n_users,
-        n_items=data.n_items,
-        weight=weight[~is_held],
-        item_features=data.item_features,
-        item_feature_names=data.item_feature_names,
-        item_creation=data.item_creation,
-    )
-    starts = np.concatenate(([0], np.cumsum(counts)))
-    cases = []
-    for u in np.flatnonzero(held):
-        begin, end = starts[u], starts[u + 1]
-        n_relevant = max(1, (end - begin) // 10)
-        cut = end - n_relevant
-        cases.append((History(item[begin:cut], time[begin:cut]), np.unique(item[cut:end])))
-    return train, cases
-
-
-def ndcg_at(ranked: np.ndarray, relevant: np.ndarray, k: int = 10) -> float:
-    """Binary-relevance NDCG@k of one ranked list, as Personalize defines it."""
-    hits = np.isin(ranked[:k], relevant).astype(np.float64)
-    gains = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = gains[: min(k, len(relevant))].sum()
-    return float((hits * gains[: len(hits)]).sum() / ideal) if ideal > 0 else 0.0
-
-
 def _validation_ndcg(
     recipe_class: type[LowRankEaseRecipe], hyperparameters: dict[str, str], data: InteractionData, seed: int
 ) -> float:
-    """NDCG@10 of one setting on a Personalize-style split of the training users."""
-    train, cases = validation_split(data, seed)
-    recipe = recipe_class(hyperparameters, seed=seed)
-    recipe.fit(train)
-    total = 0.0
-    for history, relevant in cases:
-        scores = recipe.scores(history).astype(np.float32, copy=True)
-        scores[history.item] = -np.inf
-        total += ndcg_at(top_n(scores, 10)[0], relevant)
-    return total / max(1, len(cases))
+    """NDCG@10 of one setting on `holdout.validation_split` of the data (never its test users)."""
+    from recommendations.engine.evaluate import HPO_OBJECTIVE, evaluate_holdout
+    from recommendations.engine.holdout import validation_split
+
+    split = validation_split(data, seed=seed)
+    n_items = len(np.unique(split.train.item))
+    metrics = evaluate_holdout(lambda: recipe_class(hyperparameters, seed=seed), split, n_items)
+    return float(metrics[HPO_OBJECTIVE])
 
 
 @register
