@@ -15,6 +15,7 @@ import numpy as np
 from recommendations.engine.base import InteractionData, Recipe
 from recommendations.engine.holdout import Holdout, holdout_split, validation_split
 from recommendations.engine.metrics import MAX_K, personalize_metrics
+from recommendations.engine.popularity import distinct
 
 __all__ = ["HPO_OBJECTIVE", "evaluate", "evaluate_holdout", "tune"]
 
@@ -44,7 +45,7 @@ def evaluate(
     user_ids: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Personalize's offline metrics of a recipe on the protocol's holdout of `data`."""
-    n_items = len(np.unique(data.item))  # distinct items in the data, as the protocol counts them
+    n_items = len(distinct(data.item))  # distinct items in the data, as the protocol counts them
     return evaluate_holdout(recipe_factory, holdout_split(data, seed=seed, user_ids=user_ids), n_items)
 
 
@@ -59,7 +60,7 @@ def tune(
 ) -> tuple[dict[str, str], list[tuple[dict[str, str], dict[str, float]]]]:
     """The hyperparameter map with the best `objective` on the validation split, and every trial."""
     split = validation_split(data, seed=seed, user_ids=user_ids)
-    n_items = len(np.unique(split.train.item))
+    n_items = len(distinct(split.train.item))
     trials: list[tuple[dict[str, str], dict[str, float]]] = []
     for hyperparameters in candidates:
         chosen: dict[str, Any] = dict(hyperparameters)

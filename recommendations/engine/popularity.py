@@ -14,12 +14,23 @@ import numpy as np
 from recommendations.engine.base import History, InteractionData, Recipe, Recommendation
 from recommendations.engine.registry import register
 
-__all__ = ["PopularityCount", "distinct_user_counts", "popular_fill", "top_n"]
+__all__ = ["PopularityCount", "distinct", "distinct_user_counts", "popular_fill", "top_n"]
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort-based; numpy 2's hash-based np.unique is ~100x slower on int64 keys)."""
+    ordered = np.sort(np.asarray(values), kind="stable")
+    if len(ordered) == 0:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def distinct_user_counts(data: InteractionData) -> np.ndarray:
     """float32 per item: how many distinct users interacted with it."""
-    pairs = np.unique(data.user.astype(np.int64) * data.n_items + data.item.astype(np.int64))
+    pairs = distinct(data.user.astype(np.int64) * data.n_items + data.item.astype(np.int64))
     return np.bincount(pairs % data.n_items, minlength=data.n_items).astype(np.float32)
 
 
