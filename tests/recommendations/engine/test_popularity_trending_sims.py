@@ -15,9 +15,14 @@ from recommendations.engine.popularity import PopularityCount, top_n
 from recommendations.engine.sims import Sims
 from recommendations.engine.trending import TrendingNow
 
-from .conftest import ITEMS_PER_GENRE, N_ITEMS, genre_of
-
 HOUR = 3600
+ITEMS_PER_GENRE = 10  # as in conftest's planted data: 4 genres of 10 items, then 2 new items
+N_ITEMS = 42
+
+
+def genre_of(item: int) -> int:
+    """The planted genre of an interacted item."""
+    return item // ITEMS_PER_GENRE
 
 
 def data_from(user, item, timestamp, n_users=None, n_items=None, **extra) -> InteractionData:
