@@ -124,3 +124,16 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# Recommendations: model artifacts, training and serving (see recommendations/artifacts.py, tasks.py).
+RECSITE_ARTIFACT_STORAGE = env.str("RECSITE_ARTIFACT_STORAGE", default="default")
+RECSITE_ARTIFACT_CACHE = env.path("RECSITE_ARTIFACT_CACHE", default=BASE_DIR / "var" / "model-cache")
+RECSITE_TRAINING_STALE_SECONDS = env.int("RECSITE_TRAINING_STALE_SECONDS", default=3600)
+RECSITE_HISTORY_LENGTH = env.int("RECSITE_HISTORY_LENGTH", default=500)
+RECSITE_CAMPAIGN_CHECK_SECONDS = env.float("RECSITE_CAMPAIGN_CHECK_SECONDS", default=0.0)
+CELERY_BEAT_SCHEDULE = {
+    "recommendations-auto-retrain": {
+        "task": "recommendations.tasks.auto_retrain_task",
+        "schedule": env.int("RECSITE_AUTO_TRAINING_CHECK_SECONDS", default=3600),
+    },
+}

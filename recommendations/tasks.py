@@ -1,0 +1,270 @@
+"""Celery tasks of the recommendations app: train solution versions, retrain on a schedule.
+
+`create_solution_version_task` takes a version id, is safe to deliver twice and records its
+outcome on the version row:
+
+1. claim the version (row lock; a finished version, or one a live worker holds, returns at once;
+   one left IN_PROGRESS by a dead worker for `RECSITE_TRAINING_STALE_SECONDS` is taken over);
+2. read the group's events (`training_data`), check Personalize's minimum data;
+3. with `perform_hpo`, tune on a validation split carved from the holdout's training users;
+4. offline metrics from a fit on Personalize's holdout (90% of users): recipes that `recommend`
+   are scored directly; related-items recipes (`aws-similar-items`) are scored by recommending
+   the items related to each test user's newest event; segment recipes
+   (`aws-item-affinity`, `aws-item-attribute-affinity`) answer no per-user lists and store no metrics;
+5. fit on ALL the data (the model a campaign serves), save the artifact, mark ACTIVE and move
+   `follows_latest` campaigns to it.
+
+Recipe and data errors fail the version with their message; transient database errors retry
+with backoff (the version goes back to CREATE PENDING meanwhile).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from catalog.errors import CatalogError
+from recommendations.artifacts import artifact_save
+from recommendations.engine.base import History, InteractionData, Recipe, RecipeError, Recommendation
+from recommendations.engine.evaluate import evaluate
+from recommendations.engine.holdout import holdout_split
+from recommendations.errors import RecommendationError
+from recommendations.models import (
+    Solution,
+    SolutionVersion,
+    SolutionVersionStatus,
+    TrainingType,
+    hpo_training_jobs,
+    recipe_class_get,
+    solution_hyperparameters,
+)
+from recommendations.training_data import TrainingData, minimum_data_check, training_data_build
+
+__all__ = [
+    "TRAINING_SEED",
+    "auto_retrain_task",
+    "create_solution_version_task",
+    "offline_metrics",
+    "training_progress",
+]
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+DOMAIN_ERRORS = (RecipeError, RecommendationError, CatalogError)
+TRAINING_SEED = 42
+_progress_listener: ContextVar[Callable[[str], None] | None] = ContextVar("training_progress", default=None)
+
+
+@contextmanager
+def training_progress(listener: Callable[[str], None]) -> Iterator[None]:
+    """Call `listener(step)` for each training step run in-process within the block (for commands)."""
+    token = _progress_listener.set(listener)
+    try:
+        yield
+    finally:
+        _progress_listener.reset(token)
+
+
+def _progress(version_id: int, step: str) -> None:
+    SolutionVersion.objects.filter(pk=version_id).update(progress=step)
+    listener = _progress_listener.get()
+    if listener is not None:
+        listener(step)
+
+
+def _claim(version_id: int) -> SolutionVersion | None:
+    """Mark the version IN_PROGRESS under a row lock; None when it is finished or being trained."""
+    stale = timedelta(seconds=getattr(settings, "RECSITE_TRAINING_STALE_SECONDS", 3600))
+    with transaction.atomic():
+        version = (
+            SolutionVersion.objects.select_for_update()
+            .select_related("solution__dataset_group")
+            .get(pk=version_id)
+        )
+        if version.is_finished:
+            return None
+        in_progress = version.status == SolutionVersionStatus.IN_PROGRESS
+        if in_progress and version.started_at and timezone.now() - version.started_at < stale:
+            return None
+        version.status = SolutionVersionStatus.IN_PROGRESS
+        version.started_at = timezone.now()
+        version.progress = "starting"
+        version.save(update_fields=["status", "started_at", "progress"])
+    return version
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3)
+def create_solution_version_task(self: Any, version_id: int) -> str:
+    """Train a SolutionVersion (CREATE PENDING → CREATE IN_PROGRESS → ACTIVE | CREATE FAILED)."""
+    try:
+        version = _claim(version_id)
+    except TRANSIENT_ERRORS as error:
+        raise self.retry(exc=error, countdown=2 ** (self.request.retries + 2)) from error
+    if version is None:
+        return SolutionVersion.objects.values_list("status", flat=True).get(pk=version_id)
+    try:
+        outcome = _train(version)
+    except DOMAIN_ERRORS as error:
+        _fail(version, str(error))
+        return SolutionVersionStatus.FAILED
+    except TRANSIENT_ERRORS as error:
+        if self.request.retries >= self.max_retries:
+            _fail(version, f"database unavailable: {error}")
+            raise
+        SolutionVersion.objects.filter(pk=version.pk).update(
+            status=SolutionVersionStatus.PENDING, progress=f"retrying after: {error}", started_at=None
+        )
+        raise self.retry(exc=error, countdown=2 ** (self.request.retries + 2)) from error
+    except Exception as error:
+        _fail(version, f"internal error while training: {type(error).__name__}: {error}")
+        raise
+    return _finish(version, outcome)
+
+
+def _train(version: SolutionVersion) -> dict[str, Any]:
+    """Read, check, tune, evaluate, fit and save; returns the fields to record."""
+    started = time.perf_counter()
+    solution = version.solution
+    config = version.solution_config or solution.solution_config
+    cls = recipe_class_get(solution.recipe)
+    hyperparameters = solution_hyperparameters(config)
+    _progress(version.pk, "reading interactions and metadata")
+    training = training_data_build(dataset_group=solution.dataset_group, solution_config=config)
+    minimum_data_check(training)
+    tuned: dict[str, Any] = {}
+    if solution.perform_hpo:
+        _progress(version.pk, "tuning hyperparameters on a validation split")
+        hyperparameters, tuned = _tune(cls, training, hyperparameters, hpo_training_jobs(config))
+    _progress(version.pk, "computing offline metrics on the holdout")
+    metrics = offline_metrics(cls, hyperparameters, training)
+    _progress(version.pk, "training on all data")
+    recipe = cls(hyperparameters, seed=TRAINING_SEED)
+    recipe.fit(training.data)
+    _progress(version.pk, "saving the model")
+    manifest = {"solution_config": config, "hyperparameters": recipe.hyperparameters}
+    artifact = artifact_save(version_id=version.pk, recipe=recipe, training=training, manifest=manifest)
+    return {
+        "artifact": artifact,
+        "metrics": metrics,
+        "tuned_hpo_params": tuned,
+        "training_seconds": round(time.perf_counter() - started, 3),
+        "interactions_count": training.interactions_count,
+        "users_count": training.users_count,
+        "items_count": training.items_count,
+    }
+
+
+def _tune(
+    cls: type[Recipe], training: TrainingData, hyperparameters: dict[str, str], budget: int
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Hyperparameters tuned on the holdout's training users only (never the metric's test users)."""
+    tune = getattr(cls, "tune", None)
+    if tune is None or not getattr(cls, "hpo_grid", None):
+        return hyperparameters, {}
+    train = holdout_split(training.data, seed=TRAINING_SEED, user_ids=training.user_ids).train
+    chosen = tune(train, budget, seed=TRAINING_SEED, base=hyperparameters)
+    return dict(chosen), {"algorithmHyperParameters": dict(chosen)}
+
+
+class _RelatedItemsAsRecommender(Recipe):
+    """Scores a related-items recipe on the holdout: items related to the user's newest event."""
+
+    name = "related-items-evaluation"
+
+    def __init__(self, inner: Recipe) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def fit(self, data: InteractionData) -> None:
+        """Fit the wrapped recipe."""
+        self.inner.fit(data)
+
+    def recommend(
+        self, history: History, *, n: int, candidates: np.ndarray | None = None, now: int | None = None
+    ) -> Recommendation:
+        """Items related to the newest event (popular items for an empty history)."""
+        newest = int(history.item[-1]) if len(history.item) else -1
+        return self.inner.similar(newest, n=n, candidates=candidates, now=now)
+
+    def _save(self, folder: Path) -> dict[str, Any]:  # pragma: no cover - never saved
+        raise NotImplementedError
+
+    def _load(self, folder: Path, state: dict[str, Any], *, mmap: bool) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+def offline_metrics(
+    cls: type[Recipe], hyperparameters: dict[str, str], training: TrainingData
+) -> dict[str, float]:
+    """Personalize's metrics on the protocol's holdout ({} for segment recipes, which answer no lists)."""
+    if cls.recommend is not Recipe.recommend:
+
+        def factory() -> Recipe:
+            return cls(hyperparameters, seed=TRAINING_SEED)
+
+    elif cls.similar is not Recipe.similar:
+
+        def factory() -> Recipe:
+            return _RelatedItemsAsRecommender(cls(hyperparameters, seed=TRAINING_SEED))
+
+    else:
+        return {}
+    metrics = evaluate(factory, training.data, seed=TRAINING_SEED, user_ids=training.user_ids)
+    return {name: round(float(value), 6) for name, value in metrics.items()}
+
+
+def _fail(version: SolutionVersion, reason: str) -> None:
+    SolutionVersion.objects.filter(pk=version.pk).update(
+        status=SolutionVersionStatus.FAILED, failure_reason=reason, progress="", finished_at=timezone.now()
+    )
+
+
+def _finish(version: SolutionVersion, outcome: dict[str, Any]) -> str:
+    from recommendations.services import campaigns_follow_version
+
+    with transaction.atomic():
+        current = SolutionVersion.objects.select_for_update().get(pk=version.pk)
+        if current.is_finished or current.started_at != version.started_at:
+            return current.status  # another delivery took over and recorded its own result
+        for name, value in outcome.items():
+            setattr(current, name, value)
+        current.status = SolutionVersionStatus.ACTIVE
+        current.failure_reason = ""
+        current.progress = ""
+        current.finished_at = timezone.now()
+        current.save()
+        campaigns_follow_version(version=current)
+    return current.status
+
+
+@shared_task(acks_late=True)
+def auto_retrain_task() -> list[int]:
+    """Start a new version of each auto-training solution whose newest version is older than its interval."""
+    from recommendations.services import solution_version_create
+
+    now = timezone.now()
+    created: list[int] = []
+    solutions = Solution.objects.filter(perform_auto_training=True).annotate(
+        newest=Max("versions__created_at")
+    )
+    for solution in solutions:
+        busy = solution.versions.filter(
+            status__in=(SolutionVersionStatus.PENDING, SolutionVersionStatus.IN_PROGRESS)
+        ).exists()
+        if busy or (solution.newest and now - solution.newest < timedelta(days=solution.auto_training_days)):
+            continue
+        with transaction.atomic():
+            version = solution_version_create(solution=solution, training_type=TrainingType.AUTOMATIC)
+        created.append(version.pk)
+    return created
