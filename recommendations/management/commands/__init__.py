@@ -1,0 +1,1 @@
+"""`manage.py train` and `manage.py metrics`."""

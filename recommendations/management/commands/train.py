@@ -1,0 +1,149 @@
+"""`manage.py train --recipe RECIPE [--solution NAME] [--dataset-group NAME] [--config JSON] [--hpo]
+[--deploy] [--campaign NAME]`: train a solution version and optionally deploy it to a campaign.
+
+The solution is reused when it exists (same recipe), else created (default name: the recipe,
+prefixed with the group when it is not `default`). Without a broker the training task runs in this
+process and prints each step; with one, the command waits for the worker and prints each step it
+reports. It ends with the status, the training time and the metrics table, and exits non-zero with
+the failure reason when the version is CREATE FAILED. `--deploy` creates or updates the campaign
+(default name: the solution's) so it serves the new version and follows later ones.
+"""
+
+import json
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from catalog.errors import CatalogError
+from catalog.models import DEFAULT_DATASET_GROUP, DatasetGroup
+from catalog.selectors import dataset_group_get
+from recommendations import services
+from recommendations.errors import RecommendationError
+from recommendations.management.commands.metrics import metrics_table, version_summary
+from recommendations.models import Campaign, Solution, SolutionVersion, SolutionVersionStatus
+from recommendations.tasks import training_progress
+from recsite.celery import app as celery_app
+
+__all__ = ["Command"]
+
+POLL_SECONDS = 1.0
+
+
+class Command(BaseCommand):
+    """Create (or reuse) a solution, train a version, print its metrics, optionally deploy it."""
+
+    help = "Train a solution version with a Personalize recipe and print its offline metrics."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--recipe", required=True, help="Personalize recipe, e.g. aws-user-personalization"
+        )
+        parser.add_argument("--solution", help="solution name (created when missing; default: the recipe)")
+        parser.add_argument(
+            "--dataset-group", default=DEFAULT_DATASET_GROUP, help="dataset group to train on"
+        )
+        parser.add_argument("--config", help='solutionConfig as JSON, e.g. \'{"eventType": "purchase"}\'')
+        parser.add_argument("--hpo", action="store_true", help="perform hyperparameter optimisation")
+        parser.add_argument("--deploy", action="store_true", help="deploy the version to a campaign")
+        parser.add_argument("--campaign", help="campaign to deploy to (default: the solution's name)")
+        parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for a worker")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            group = dataset_group_get(name=options["dataset_group"])
+        except CatalogError as error:
+            raise CommandError(str(error)) from None
+        config = self._config(options["config"])
+        solution = self._solution(group, options, config)
+        self.stdout.write(f"Training {solution.name} ({solution.recipe}) on dataset group {group.name!r}...")
+        started = time.perf_counter()
+        with training_progress(lambda step: self.stdout.write(f"  {step}...")):
+            with transaction.atomic():
+                version = services.solution_version_create(solution=solution)
+            version = self._wait(version, options["timeout"])
+        self.stdout.write(version_summary(version) + f" (wall {time.perf_counter() - started:.1f} s)")
+        if version.status != SolutionVersionStatus.ACTIVE:
+            raise CommandError(f"{version.status}: {version.failure_reason or 'no reason recorded'}")
+        self.stdout.write("Offline metrics (holdout of 10% of users):")
+        self.stdout.write(metrics_table(version.metrics))
+        if options["deploy"] or options["campaign"]:
+            self._deploy(version, options["campaign"] or solution.name)
+
+    def _config(self, raw: str | None) -> dict[str, Any] | None:
+        if raw is None:
+            return None
+        try:
+            config = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise CommandError(f"--config is not valid JSON: {error}") from None
+        if not isinstance(config, dict):
+            raise CommandError("--config must be a JSON object (Personalize's solutionConfig)")
+        return config
+
+    def _solution(
+        self, group: DatasetGroup, options: dict[str, Any], config: dict[str, Any] | None
+    ) -> Solution:
+        recipe = options["recipe"]
+        name = options["solution"] or (
+            recipe if group.name == DEFAULT_DATASET_GROUP else f"{group.name}-{recipe}"
+        )
+        existing = Solution.objects.filter(name=name).select_related("dataset_group").first()
+        if existing is None:
+            try:
+                solution = services.solution_create(
+                    dataset_group=group,
+                    name=name,
+                    recipe=recipe,
+                    solution_config=config,
+                    perform_hpo=options["hpo"],
+                )
+            except RecommendationError as error:
+                raise CommandError(str(error)) from None
+            self.stdout.write(f"Created solution {name!r}.")
+            return solution
+        if existing.dataset_group_id != group.pk:
+            raise CommandError(f"solution {name!r} belongs to dataset group {existing.dataset_group.name!r}")
+        if existing.recipe != recipe:
+            raise CommandError(
+                f"solution {name!r} uses {existing.recipe}, not {recipe}; choose another --solution"
+            )
+        if config is not None and config != existing.solution_config:
+            raise CommandError(
+                f"solution {name!r} exists with another solutionConfig "
+                f"({json.dumps(existing.solution_config)}); choose another --solution"
+            )
+        if options["hpo"] and not existing.perform_hpo:
+            raise CommandError(f"solution {name!r} exists without HPO; choose another --solution for --hpo")
+        return existing
+
+    def _wait(self, version: SolutionVersion, timeout: float) -> SolutionVersion:
+        """The finished version: at once when the task ran in-process, else polled with progress."""
+        version.refresh_from_db()
+        if version.is_finished or celery_app.conf.task_always_eager:
+            return version
+        deadline = time.monotonic() + timeout
+        shown = ""
+        while not version.is_finished:
+            if time.monotonic() > deadline:
+                raise CommandError(f"version {version.pk} still {version.status} after {timeout:.0f} s")
+            step = f"{version.status}: {version.progress}" if version.progress else version.status
+            if step != shown:
+                self.stdout.write(f"  {step}")
+                shown = step
+            time.sleep(POLL_SECONDS)
+            version.refresh_from_db()
+        return version
+
+    def _deploy(self, version: SolutionVersion, name: str) -> None:
+        campaign = Campaign.objects.filter(name=name).first()
+        try:
+            if campaign is None:
+                campaign = services.campaign_create(name=name, solution_version=version, follows_latest=True)
+                self.stdout.write(f"Created campaign {name!r} serving version {version.pk}.")
+            else:
+                campaign = services.campaign_update(campaign=campaign, solution_version=version)
+                self.stdout.write(f"Campaign {name!r} now serves version {version.pk}.")
+        except RecommendationError as error:
+            raise CommandError(str(error)) from None

@@ -1,0 +1,367 @@
+"""Reads of the recommendations app, and serving: recommend / rank / related / segment for a campaign.
+
+Model cache: each process keeps the models it has loaded in `_models`, keyed by solution version
+id (campaigns on the same version share one), and remembers per campaign which version it serves.
+Every request reads the campaign's current `solution_version_id` (one primary-key query; with
+`RECSITE_CAMPAIGN_CHECK_SECONDS` > 0 at most once per that many seconds); when it differs from the
+remembered one the new version is loaded (memory-mapped, so processes share the pages) and the old
+one dropped once no campaign of this process uses it. No restart is needed after `campaign_update`.
+
+A user's history is read from the database on every request (newest `RECSITE_HISTORY_LENGTH`
+events, weighted by the solution's event options; items the model does not know are skipped), so
+an event counts on the very next request. Anonymous visitors are served by `session_id`; a
+`user_id` never seen before that equals a session id gets that session's events.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Q
+
+from catalog.models import DatasetGroup, EndUser, Interaction
+from recommendations.artifacts import LoadedModel, model_load
+from recommendations.engine.base import History, Recipe, RecipeError, Recommendation
+from recommendations.engine.events import event_weights
+from recommendations.errors import CampaignNotFoundError, RecommendationError, SolutionNotFoundError
+from recommendations.models import (
+    Campaign,
+    Solution,
+    SolutionVersion,
+    SolutionVersionStatus,
+    exploration_settings,
+)
+from recommendations.training_data import solution_event_selection
+
+__all__ = [
+    "MAX_NUM_RESULTS",
+    "RecommendationResult",
+    "ScoredItem",
+    "UserSegment",
+    "campaign_get",
+    "campaign_model",
+    "campaign_rank",
+    "campaign_recommend",
+    "campaign_related",
+    "campaign_segment",
+    "model_cache_clear",
+    "solution_get",
+    "solution_version_latest",
+    "user_history",
+]
+
+MAX_NUM_RESULTS = 500
+MAX_RANK_ITEMS = 500
+
+_lock = threading.Lock()
+_models: dict[int, LoadedModel] = {}
+_campaign_versions: dict[int, tuple[int, float]] = {}  # campaign id -> (version id, checked at)
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    """One recommended item: external id, score (None when the model cannot score it) and extras."""
+
+    item_id: str
+    score: float | None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecommendationResult:
+    """A ranked list as GetRecommendations / GetPersonalizedRanking return it."""
+
+    recommendation_id: str
+    items: list[ScoredItem]
+    solution_version_id: int
+
+
+@dataclass(frozen=True)
+class UserSegment:
+    """Users most likely to interact with an item or attribute, best first."""
+
+    user_ids: list[str]
+    scores: list[float]
+
+
+# --- plain reads -------------------------------------------------------------------------------
+
+
+def campaign_get(*, name: str) -> Campaign:
+    """The named campaign (names are unique across dataset groups)."""
+    try:
+        return Campaign.objects.select_related("dataset_group").get(name=name)
+    except Campaign.DoesNotExist:
+        raise CampaignNotFoundError(name) from None
+
+
+def solution_get(*, name: str) -> Solution:
+    """The named solution (names are unique across dataset groups)."""
+    try:
+        return Solution.objects.select_related("dataset_group").get(name=name)
+    except Solution.DoesNotExist:
+        raise SolutionNotFoundError(name) from None
+
+
+def solution_version_latest(*, solution: Solution, active: bool = True) -> SolutionVersion | None:
+    """The newest (ACTIVE, by default) version of a solution."""
+    versions = solution.versions.all()
+    if active:
+        versions = versions.filter(status=SolutionVersionStatus.ACTIVE)
+    return versions.order_by("-created_at", "-id").first()
+
+
+# --- the model cache ---------------------------------------------------------------------------
+
+
+def model_cache_clear() -> None:
+    """Forget every loaded model of this process (tests; memory pressure)."""
+    with _lock:
+        _models.clear()
+        _campaign_versions.clear()
+
+
+def _current_version_id(campaign: Campaign) -> int:
+    ttl = float(getattr(settings, "RECSITE_CAMPAIGN_CHECK_SECONDS", 0.0))
+    now = time.monotonic()
+    remembered = _campaign_versions.get(campaign.pk)
+    if ttl > 0 and remembered is not None and now - remembered[1] < ttl:
+        return remembered[0]
+    version_id = Campaign.objects.filter(pk=campaign.pk).values_list("solution_version_id", flat=True).first()
+    if version_id is None:
+        raise CampaignNotFoundError(campaign.name)
+    return version_id
+
+
+def campaign_model(*, campaign: Campaign) -> LoadedModel:
+    """The loaded model of the version the campaign serves now (loaded lazily, swapped on change)."""
+    version_id = _current_version_id(campaign)
+    with _lock:
+        model = _models.get(version_id)
+        if model is None:
+            version = SolutionVersion.objects.filter(pk=version_id).values("artifact", "status").first()
+            if not version or version["status"] != SolutionVersionStatus.ACTIVE or not version["artifact"]:
+                raise RecommendationError(f"campaign {campaign.name!r} has no ACTIVE model to serve")
+            model = model_load(name=version["artifact"], version_id=version_id)
+            _models[version_id] = model
+        previous = _campaign_versions.get(campaign.pk)
+        _campaign_versions[campaign.pk] = (version_id, time.monotonic())
+        if previous is not None and previous[0] != version_id:
+            still_used = {used for used, _ in _campaign_versions.values()}
+            if previous[0] not in still_used:
+                _models.pop(previous[0], None)
+    return model
+
+
+# --- histories ---------------------------------------------------------------------------------
+
+
+def user_history(
+    *, model: LoadedModel, dataset_group: DatasetGroup | int, user_id: str | None, session_id: str | None
+) -> History:
+    """The user's (and/or session's) newest events from the database, oldest first, as model indices."""
+    limit = int(getattr(settings, "RECSITE_HISTORY_LENGTH", 500))
+    group_id = dataset_group if isinstance(dataset_group, int) else dataset_group.pk
+    events = Interaction.objects.filter(dataset_group_id=group_id, item__isnull=False)
+    columns = ("item_id", "timestamp", "event_type", "event_value")
+    rows: list[tuple[Any, ...]] = []
+    if user_id:
+        rows = list(
+            events.filter(user__user_id=user_id).order_by("-timestamp", "-id").values_list(*columns)[:limit]
+        )
+        if not rows and not EndUser.objects.filter(dataset_group_id=group_id, user_id=user_id).exists():
+            session_id = session_id or user_id  # Personalize: a new userId equal to a sessionId
+    if session_id:
+        anonymous = events.filter(Q(user__isnull=True), session_id=session_id)
+        rows += list(anonymous.order_by("-timestamp", "-id").values_list(*columns)[:limit])
+        rows.sort(key=lambda row: row[1], reverse=True)
+        rows = rows[:limit]
+    if not rows:
+        return History.empty()
+    rows.reverse()  # oldest first
+    index = model.item_index_of_pks(np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)))
+    timestamp = np.fromiter((int(row[1].timestamp()) for row in rows), dtype=np.int64, count=len(rows))
+    weight = _history_weights(model, rows)
+    keep = index >= 0
+    if weight is not None:
+        keep &= weight > 0
+    return History(
+        item=index[keep].astype(np.int32),
+        timestamp=timestamp[keep],
+        weight=None if weight is None else weight[keep],
+    )
+
+
+def _history_weights(model: LoadedModel, rows: list[tuple[Any, ...]]) -> np.ndarray | None:
+    """The solution's event weights for request-time events (None when every event counts as 1)."""
+    selection = solution_event_selection(model.manifest.get("solution_config"))
+    if selection.is_trivial:
+        return None
+    types = sorted({row[2] for row in rows})
+    codes = np.array([types.index(row[2]) for row in rows], dtype=np.int16)
+    values = np.array([np.nan if row[3] is None else row[3] for row in rows], dtype=np.float64)
+    return event_weights(
+        selection, event_type=codes, event_types=types, event_value=values, n_events=len(rows)
+    )
+
+
+# --- serving -----------------------------------------------------------------------------------
+
+
+def _check_count(name: str, value: int, maximum: int) -> None:
+    if not 1 <= value <= maximum:
+        raise RecommendationError(f"{name} must be between 1 and {maximum}, got {value}")
+
+
+def _candidate_mask(model: LoadedModel, candidates: np.ndarray | Collection[str] | None) -> np.ndarray | None:
+    if candidates is None:
+        return None
+    if isinstance(candidates, np.ndarray) and candidates.dtype == bool:
+        if candidates.shape != (model.n_items,):
+            raise RecommendationError(
+                f"a candidate mask must have one entry per model item ({model.n_items})"
+            )
+        return candidates
+    mask = np.zeros(model.n_items, dtype=bool)
+    index = model.item_index(list(candidates))
+    mask[index[index >= 0]] = True
+    return mask
+
+
+def _items(model: LoadedModel, result: Recommendation) -> list[ScoredItem]:
+    index = np.asarray(result.index)
+    ids = model.item_ids(index)
+    extras = {name: np.asarray(values) for name, values in result.extras.items() if np.ndim(values) == 1}
+    items = []
+    for position, item_id in enumerate(ids):
+        score = float(result.score[position])
+        item_extras = {
+            name: values[position].item() for name, values in extras.items() if len(values) == len(ids)
+        }
+        items.append(ScoredItem(item_id, score if np.isfinite(score) else None, item_extras))
+    return items
+
+
+def _with_recent_events(recipe: Recipe, model: LoadedModel, group_id: int, now: int) -> Recipe:
+    """Trending-style recipes count the events recorded since training (read from the database)."""
+    since = recipe.recent_events_since(now)  # type: ignore[attr-defined]
+    rows = list(
+        Interaction.objects.filter(
+            dataset_group_id=group_id,
+            item__isnull=False,
+            timestamp__gt=_datetime(since),
+            timestamp__lte=_datetime(now),
+        ).values_list("item_id", "timestamp")
+    )
+    if not rows:
+        return recipe
+    index = model.item_index_of_pks(np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)))
+    timestamps = np.fromiter((int(row[1].timestamp()) for row in rows), dtype=np.int64, count=len(rows))
+    return recipe.with_recent_events(index, timestamps)  # type: ignore[attr-defined]
+
+
+def _datetime(epoch: int) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _query(campaign: Campaign, call: Any) -> Any:
+    try:
+        return call()
+    except RecipeError as error:
+        raise RecommendationError(f"campaign {campaign.name!r}: {error}") from None
+
+
+def campaign_recommend(
+    *,
+    campaign: Campaign,
+    user_id: str | None = None,
+    session_id: str | None = None,
+    num_results: int = 25,
+    candidates: np.ndarray | Collection[str] | None = None,
+) -> RecommendationResult:
+    """Top items for a user or session (GetRecommendations); `candidates` limits what may be returned."""
+    _check_count("numResults", num_results, MAX_NUM_RESULTS)
+    model = campaign_model(campaign=campaign)
+    recipe = model.recipe
+    history = user_history(
+        model=model, dataset_group=campaign.dataset_group_id, user_id=user_id, session_id=session_id
+    )
+    now = int(time.time())
+    options: dict[str, Any] = {}
+    if "exploration_weight" in inspect.signature(recipe.recommend).parameters:
+        weight, cut_off = exploration_settings(campaign.campaign_config)
+        options = {"exploration_weight": weight, "exploration_item_age_cutoff_days": cut_off}
+    if hasattr(recipe, "with_recent_events"):
+        recipe = _with_recent_events(recipe, model, campaign.dataset_group_id, now)
+    mask = _candidate_mask(model, candidates)
+    result = _query(
+        campaign, lambda: recipe.recommend(history, n=num_results, candidates=mask, now=now, **options)
+    )
+    return RecommendationResult(uuid.uuid4().hex, _items(model, result), model.version_id)
+
+
+def campaign_rank(*, campaign: Campaign, user_id: str, item_ids: Iterable[str]) -> RecommendationResult:
+    """The given items re-ordered for a user (GetPersonalizedRanking); unknown items last, unscored."""
+    wanted = list(dict.fromkeys(str(item_id) for item_id in item_ids))
+    _check_count("the number of items to rank", len(wanted), MAX_RANK_ITEMS)
+    model = campaign_model(campaign=campaign)
+    history = user_history(
+        model=model, dataset_group=campaign.dataset_group_id, user_id=user_id, session_id=None
+    )
+    index = model.item_index(wanted)
+    result = _query(campaign, lambda: model.recipe.rank(history, index, now=int(time.time())))
+    ranked = np.asarray(result.index)
+    known = ranked >= 0
+    items = [
+        ScoredItem(item_id, float(score) if np.isfinite(score) else None)
+        for item_id, score in zip(model.item_ids(ranked[known]), np.asarray(result.score)[known], strict=True)
+    ]
+    items += [ScoredItem(item_id, None) for item_id, i in zip(wanted, index, strict=True) if i < 0]
+    return RecommendationResult(uuid.uuid4().hex, items, model.version_id)
+
+
+def campaign_related(
+    *,
+    campaign: Campaign,
+    item_id: str,
+    num_results: int = 25,
+    candidates: np.ndarray | Collection[str] | None = None,
+) -> RecommendationResult:
+    """Items related to one item; an item the model does not know gets popular items."""
+    _check_count("numResults", num_results, MAX_NUM_RESULTS)
+    model = campaign_model(campaign=campaign)
+    index = int(model.item_index([str(item_id)])[0])
+    mask = _candidate_mask(model, candidates)
+    result = _query(
+        campaign, lambda: model.recipe.similar(index, n=num_results, candidates=mask, now=int(time.time()))
+    )
+    return RecommendationResult(uuid.uuid4().hex, _items(model, result), model.version_id)
+
+
+def campaign_segment(
+    *,
+    campaign: Campaign,
+    item_ids: Iterable[str] | None = None,
+    item_mask: np.ndarray | None = None,
+    num_results: int = 25,
+) -> UserSegment:
+    """Users most likely to interact with the items (one item, or an attribute match as a mask)."""
+    if (item_ids is None) == (item_mask is None):
+        raise RecommendationError("give either item ids or an item mask")
+    if num_results < 1:
+        raise RecommendationError(f"numResults must be at least 1, got {num_results}")
+    model = campaign_model(campaign=campaign)
+    mask = _candidate_mask(model, item_mask if item_mask is not None else list(item_ids or ()))
+    result = _query(campaign, lambda: model.recipe.segment(mask, n=num_results))
+    scores = [float(score) for score in np.asarray(result.score)]
+    return UserSegment(model.user_ids(np.asarray(result.index)), scores)
