@@ -23,7 +23,7 @@ from recommendations import services
 from recommendations.errors import RecommendationError
 from recommendations.management.commands.metrics import metrics_table, version_summary
 from recommendations.models import Campaign, Solution, SolutionVersion, SolutionVersionStatus
-from recommendations.tasks import training_progress
+from recommendations.tasks import create_solution_version_task, training_progress
 from recsite.celery import app as celery_app
 
 __all__ = ["Command"]
@@ -121,6 +121,10 @@ class Command(BaseCommand):
     def _wait(self, version: SolutionVersion, timeout: float) -> SolutionVersion:
         """The finished version: at once when the task ran in-process, else polled with progress."""
         version.refresh_from_db()
+        if not version.is_finished and celery_app.conf.task_always_eager:
+            # Inside an outer transaction on_commit has not fired yet; the task is idempotent.
+            create_solution_version_task.apply(args=[version.pk])
+            version.refresh_from_db()
         if version.is_finished or celery_app.conf.task_always_eager:
             return version
         deadline = time.monotonic() + timeout
