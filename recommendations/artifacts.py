@@ -30,7 +30,7 @@ from django.core.files import File
 from django.core.files.storage import Storage, storages
 
 from recommendations.engine.base import Recipe
-from recommendations.models import recipe_class_get
+from recommendations.engine.registry import recipe_class
 from recommendations.training_data import TrainingData
 
 __all__ = [
@@ -188,7 +188,7 @@ def model_load(*, name: str, version_id: int, mmap: bool = True) -> LoadedModel:
     """Load an artifact written by `artifact_save` (arrays memory-mapped when `mmap`)."""
     folder = artifact_local_folder(name=name)
     manifest = json.loads((folder / MANIFEST).read_text())
-    recipe = recipe_class_get(manifest["recipe"]).load(folder / "model", mmap=mmap)
+    recipe = recipe_class(manifest["recipe"]).load(folder / "model", mmap=mmap)
     mode = "r" if mmap else None
     arrays = {
         f"{kind}_{part}": np.load(folder / f"{kind}_{part}.npy", mmap_mode=mode)

@@ -9,9 +9,7 @@ version of the same solution (Personalize's `syncWithLatestSolutionVersion`).
 
 from __future__ import annotations
 
-import importlib
 import math
-import pkgutil
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -40,7 +38,6 @@ __all__ = [
     "campaign_config_clean",
     "exploration_settings",
     "hpo_training_jobs",
-    "recipe_class_get",
     "solution_config_clean",
     "solution_hyperparameters",
 ]
@@ -71,17 +68,6 @@ AUTO_TRAINING_RATE = re.compile(r"^rate\((\d+) days?\)$")
 MIN_AUTO_TRAINING_DAYS, MAX_AUTO_TRAINING_DAYS = 1, 30
 
 
-def recipe_class_get(name: str) -> type:
-    """The engine's recipe class for a Personalize recipe name (every recipe module imported first)."""
-    import recommendations.engine
-    from recommendations.engine.registry import RECIPES, recipe_class
-
-    if name not in RECIPES:
-        for module in pkgutil.iter_modules(recommendations.engine.__path__):
-            importlib.import_module(f"recommendations.engine.{module.name}")
-    return recipe_class(name)
-
-
 def _string_map(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise SolutionConfigError(f"{where} must be an object of string values, got {value!r}")
@@ -96,6 +82,7 @@ def solution_config_clean(*, recipe: str, solution_config: Mapping[str, Any] | N
     """Check a solutionConfig for a recipe (keys, events, hyperparameters, HPO); raise SolutionConfigError."""
     from recommendations.engine.base import RecipeError
     from recommendations.engine.events import event_selection
+    from recommendations.engine.registry import recipe_class
 
     config = dict(solution_config or {})
     unknown = sorted(set(config) - set(SOLUTION_CONFIG_KEYS))
@@ -104,7 +91,7 @@ def solution_config_clean(*, recipe: str, solution_config: Mapping[str, Any] | N
             f"solutionConfig has unknown key {unknown[0]!r} (allowed: {', '.join(SOLUTION_CONFIG_KEYS)})"
         )
     try:
-        cls = recipe_class_get(recipe)
+        cls = recipe_class(recipe)
     except RecipeError as error:
         raise SolutionConfigError(str(error)) from None
     for key in ("algorithmHyperParameters", "featureTransformationParameters"):

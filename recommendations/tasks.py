@@ -40,6 +40,7 @@ from recommendations.artifacts import artifact_save
 from recommendations.engine.base import History, InteractionData, Recipe, RecipeError, Recommendation
 from recommendations.engine.evaluate import evaluate
 from recommendations.engine.holdout import holdout_split
+from recommendations.engine.registry import recipe_class
 from recommendations.errors import RecommendationError
 from recommendations.models import (
     Solution,
@@ -47,7 +48,6 @@ from recommendations.models import (
     SolutionVersionStatus,
     TrainingType,
     hpo_training_jobs,
-    recipe_class_get,
     solution_hyperparameters,
 )
 from recommendations.training_data import TrainingData, minimum_data_check, training_data_build
@@ -137,7 +137,7 @@ def _train(version: SolutionVersion) -> dict[str, Any]:
     started = time.perf_counter()
     solution = version.solution
     config = version.solution_config or solution.solution_config
-    cls = recipe_class_get(solution.recipe)
+    cls = recipe_class(solution.recipe)
     hyperparameters = solution_hyperparameters(config)
     _progress(version.pk, "reading interactions and metadata")
     training = training_data_build(dataset_group=solution.dataset_group, solution_config=config)

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from catalog.models import DatasetGroup
-from recommendations.models import Campaign, SolutionVersion, SolutionVersionStatus, recipe_class_get
+from recommendations.models import Campaign, SolutionVersion, SolutionVersionStatus
 from recommendations.selectors import model_cache_clear
 
 pytestmark = pytest.mark.django_db
@@ -26,9 +26,9 @@ SEGMENT_RECIPES = {"aws-item-affinity", "aws-item-attribute-affinity"}
 
 
 def registered_recipes() -> list[str]:
-    from recommendations.engine.registry import RECIPES
+    from recommendations.engine.registry import RECIPES, recipe_class
 
-    recipe_class_get("aws-sims")  # imports every recipe module
+    recipe_class("aws-sims")  # imports every recipe module
     return sorted(RECIPES)
 
 
