@@ -1,7 +1,8 @@
 # Recsite developer commands. Needs only Python 3.11 (or python3), pip and make.
 #
-#   make run    set up .venv, migrate the SQLite DB, load the demo data, create an
-#               admin login, and serve on http://127.0.0.1:8000/ with DJANGO_DEBUG=1
+#   make run    set up .venv, migrate the SQLite DB, load the demo data, train and deploy a
+#               campaign per recipe, create an admin login, and serve on
+#               http://127.0.0.1:8000/ with DJANGO_DEBUG=1
 #   make test   set up .venv and run pytest (pass options with PYTEST_ARGS="-k foo -x")
 #   make lint   ruff check
 #
@@ -27,7 +28,7 @@ BOOTSTRAP_PYTHON := $(shell command -v python3.11 2>/dev/null || command -v pyth
 # pip on these machines warns about a missing local mirror; the warning is harmless.
 PIP_QUIET_FILTER := { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: help venv run test lint migrate seed admin
+.PHONY: help venv run test lint migrate seed admin campaigns
 
 help:
 	@echo "make run    serve the demo on http://$(HOST):$(PORT)/ (SQLite, in-process tasks)"
@@ -73,7 +74,17 @@ sys.exit(0 if get_user_model().objects.filter(is_superuser=True).exists() else 3
 		echo "Created the admin login (password kept in $(ADMIN_PASSWORD_FILE))"; \
 	fi
 
-run: seed admin
+DEMO_RECIPES := aws-user-personalization aws-personalized-ranking aws-sims aws-similar-items \
+	aws-popularity-count aws-trending-now aws-item-affinity aws-item-attribute-affinity
+
+# Trains and deploys one campaign per recipe, named after it; later runs keep them.
+campaigns: seed
+	@for recipe in $(DEMO_RECIPES); do \
+		DJANGO_DEBUG=1 $(PY) manage.py train --recipe $$recipe --deploy --unless-deployed \
+			| grep -E "^(Campaign|Created campaign|CommandError)" || exit 1; \
+	done
+
+run: campaigns admin
 	@echo
 	@echo "  Admin:     http://$(HOST):$(PORT)/admin/"
 	@echo "  GraphiQL:  http://$(HOST):$(PORT)/graphql/"

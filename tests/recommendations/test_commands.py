@@ -114,3 +114,15 @@ def test_bad_config_names_the_key_and_what_is_allowed(demo: DatasetGroup) -> Non
     with pytest.raises(CommandError, match="unknown recipe 'aws-nope'"):
         train("--recipe", "aws-nope")
     assert not SolutionVersion.objects.exists()
+
+
+def test_unless_deployed_trains_only_the_first_time(demo: DatasetGroup) -> None:
+    # Given a first run that trains and deploys the popularity campaign
+    first = train("--recipe", "aws-popularity-count", "--deploy", "--unless-deployed")
+    assert "Created campaign 'aws-popularity-count'" in first
+    # When the same command runs again (as `make run` does on every start)
+    second = train("--recipe", "aws-popularity-count", "--deploy", "--unless-deployed")
+    # Then nothing is trained and the campaign keeps its version
+    version = Campaign.objects.get(name="aws-popularity-count").solution_version_id
+    assert second.strip() == f"Campaign 'aws-popularity-count' already serves version {version}."
+    assert SolutionVersion.objects.filter(solution__name="aws-popularity-count").count() == 1

@@ -1,5 +1,6 @@
 """`manage.py train --recipe RECIPE [--solution NAME] [--dataset-group NAME] [--config JSON] [--hpo]
-[--deploy] [--campaign NAME]`: train a solution version and optionally deploy it to a campaign.
+[--deploy] [--campaign NAME] [--unless-deployed]`: train a solution version and optionally
+deploy it to a campaign.
 
 The solution is reused when it exists (same recipe), else created (default name: the recipe,
 prefixed with the group when it is not `default`). Without a broker the training task runs in this
@@ -49,6 +50,11 @@ class Command(BaseCommand):
         parser.add_argument("--deploy", action="store_true", help="deploy the version to a campaign")
         parser.add_argument("--campaign", help="campaign to deploy to (default: the solution's name)")
         parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for a worker")
+        parser.add_argument(
+            "--unless-deployed",
+            action="store_true",
+            help="do nothing when the campaign already serves an ACTIVE version (for `make run`)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -57,6 +63,9 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         config = self._config(options["config"])
         solution = self._solution(group, options, config)
+        campaign_name = options["campaign"] or solution.name
+        if options["unless_deployed"] and self._serving(campaign_name):
+            return
         self.stdout.write(f"Training {solution.name} ({solution.recipe}) on dataset group {group.name!r}...")
         started = time.perf_counter()
         with training_progress(lambda step: self.stdout.write(f"  {step}...")):
@@ -69,7 +78,7 @@ class Command(BaseCommand):
         self.stdout.write("Offline metrics (holdout of 10% of users):")
         self.stdout.write(metrics_table(version.metrics))
         if options["deploy"] or options["campaign"]:
-            self._deploy(version, options["campaign"] or solution.name)
+            self._deploy(version, campaign_name)
 
     def _config(self, raw: str | None) -> dict[str, Any] | None:
         if raw is None:
@@ -139,6 +148,15 @@ class Command(BaseCommand):
             time.sleep(POLL_SECONDS)
             version.refresh_from_db()
         return version
+
+    def _serving(self, name: str) -> bool:
+        """True (and says so) when campaign `name` already serves an ACTIVE version."""
+        campaign = Campaign.objects.filter(
+            name=name, solution_version__status=SolutionVersionStatus.ACTIVE
+        ).first()
+        if campaign is not None:
+            self.stdout.write(f"Campaign {name!r} already serves version {campaign.solution_version_id}.")
+        return campaign is not None
 
     def _deploy(self, version: SolutionVersion, name: str) -> None:
         campaign = Campaign.objects.filter(name=name).first()
