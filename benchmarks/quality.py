@@ -1,35 +1,51 @@
-"""Offline quality of the model-based recipes on ml-100k with the shared protocol (PROTOCOL.md).
+"""Offline quality of every recipe that answers `recommend`, through the engine's own harness.
 
-Usage: .venv/bin/python benchmarks/quality.py [INTER_FILE] [--hyperparameters k=v,...] [--tune BUDGET]
-Prints Personalize's metrics for a popularity baseline, aws-user-personalization and
-aws-personalized-ranking (re-ranking the full catalogue), with fit and request timings.
+Usage: .venv/bin/python benchmarks/quality.py [INTER_FILE] [--hyperparameters k=v,...] [--tune N]
+
+The split, the requests and the metrics are `recommendations.engine.evaluate` (PROTOCOL.md);
+this script only loads a RecBole .inter file, passes the external user ids (so the split is
+reference.py's), and times each recipe's fit and requests. aws-popularity-count is the
+popularity baseline of the same run. `--tune N` picks aws-user-personalization's
+hyperparameters with `evaluate.tune` over N settings on the validation split (never the test
+users), then scores the choice on the test users.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import itertools
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recommendations.engine.base import History, InteractionData
+from recommendations.engine.base import History, InteractionData, Recipe, Recommendation
+from recommendations.engine.evaluate import HPO_OBJECTIVE, evaluate, tune
+from recommendations.engine.popularity import PopularityCount
 from recommendations.engine.ranking import PersonalizedRanking
+from recommendations.engine.sims import Sims
+from recommendations.engine.trending import TrendingNow
 from recommendations.engine.user_personalization import UserPersonalization
 
-__all__ = ["load_inter", "main", "metrics", "protocol_split"]
+__all__ = ["TimedRecipe", "load_inter", "main", "tuning_candidates"]
 
 DEFAULT_PATH = "/work/shared/datasets/ml-100k/ml-100k.inter"
-KS = (5, 10, 25)
+RECIPES: tuple[type[Recipe], ...] = (
+    PopularityCount,
+    UserPersonalization,
+    PersonalizedRanking,
+    Sims,
+    TrendingNow,
+)
 
 
-def load_inter(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """User ids, item ids (strings) and timestamps from a RecBole .inter file (tab-separated, header)."""
+def load_inter(path: str) -> tuple[InteractionData, np.ndarray]:
+    """Events of a RecBole .inter file (user, item, rating, timestamp; header) and the external user ids."""
     users, items, times = [], [], []
     with open(path, encoding="utf-8") as handle:
         next(handle)
@@ -38,131 +54,101 @@ def load_inter(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             users.append(fields[0])
             items.append(fields[1])
             times.append(float(fields[3]))
-    return np.array(users), np.array(items), np.array(times).astype(np.int64)
+    user_ids, user = np.unique(np.array(users), return_inverse=True)
+    item_ids, item = np.unique(np.array(items), return_inverse=True)
+    data = InteractionData(
+        user=user.astype(np.int32),
+        item=item.astype(np.int32),
+        timestamp=np.array(times).astype(np.int64),
+        n_users=len(user_ids),
+        n_items=len(item_ids),
+    )
+    return data, user_ids
 
 
-def protocol_split(users: np.ndarray, items: np.ndarray, times: np.ndarray, seed: int = 42):
-    """PROTOCOL.md: training rows mask, and per test user (history rows, relevant item ids)."""
-    user_ids, user_index = np.unique(users, return_inverse=True)
-    order = np.lexsort((times, user_index))  # stable: ties keep file order
-    counts = np.bincount(user_index)
-    eligible = user_ids[counts >= 2]  # sorted unique ids
-    test_ids = np.random.default_rng(seed).permutation(eligible)[: math.ceil(0.1 * len(eligible))]
-    is_test_user = np.isin(user_ids, test_ids)
-    starts = np.concatenate(([0], np.cumsum(counts)))
-    cases = {}
-    for u in np.flatnonzero(is_test_user):
-        rows = order[starts[u] : starts[u + 1]]
-        n_relevant = max(1, math.floor(0.1 * len(rows)))
-        cases[user_ids[u]] = (
-            rows[: len(rows) - n_relevant],
-            set(items[rows[len(rows) - n_relevant :]].tolist()),
-        )
-    return ~is_test_user[user_index], cases
+class TimedRecipe:
+    """A recipe that records its fit seconds and each `recommend` call's seconds (for evaluate)."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = recipe
+        self.fit_seconds = 0.0
+        self.request_seconds: list[float] = []
+
+    def fit(self, data: InteractionData) -> None:
+        """Fit the wrapped recipe, timed."""
+        start = time.perf_counter()
+        self.recipe.fit(data)
+        self.fit_seconds = time.perf_counter() - start
+
+    def recommend(self, history: History, **options: Any) -> Recommendation:
+        """Answer with the wrapped recipe, timed."""
+        start = time.perf_counter()
+        result = self.recipe.recommend(history, **options)
+        self.request_seconds.append(time.perf_counter() - start)
+        return result
 
 
-def metrics(ranked: dict[str, list[str]], relevant: dict[str, set[str]], n_items: int) -> dict[str, float]:
-    """Personalize's metrics (precision, NDCG at 5/10/25, MRR@25, coverage) as PROTOCOL.md defines them."""
-    out = {f"precision_at_{k}": 0.0 for k in KS}
-    out.update({f"normalized_discounted_cumulative_gain_at_{k}": 0.0 for k in KS})
-    out["mean_reciprocal_rank_at_25"] = 0.0
-    seen: set[str] = set()
-    for user, rel in relevant.items():
-        top = list(ranked.get(user, []))[:25]
-        seen.update(top)
-        hits = [1.0 if i in rel else 0.0 for i in top]
-        for k in KS:
-            out[f"precision_at_{k}"] += sum(hits[:k]) / k
-            dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits[:k]))
-            idcg = sum(1 / math.log2(r + 2) for r in range(min(k, len(rel))))
-            out[f"normalized_discounted_cumulative_gain_at_{k}"] += dcg / idcg
-        first = next((r for r, h in enumerate(hits) if h), None)
-        out["mean_reciprocal_rank_at_25"] += 0.0 if first is None else 1.0 / (first + 1)
-    n = len(relevant)
-    out = {k: v / n for k, v in out.items()}
-    out["coverage"] = len(seen) / n_items
-    return out
+def tuning_candidates(budget: int) -> list[dict[str, str]]:
+    """The defaults, then one hyperparameter changed at a time over `hpo_grid` (first `budget`)."""
+    defaults = dict(UserPersonalization.default_hyperparameters)
+    moves = (
+        {**defaults, name: value}
+        for name, values in UserPersonalization.hpo_grid.items()
+        for value in values
+        if value != defaults[name]
+    )
+    return list(itertools.islice(itertools.chain([defaults], moves), budget))
 
 
 def main() -> None:
-    """Fit on the protocol's training users, query with test histories, print the metrics table."""
+    """Evaluate every recipe that recommends; print one metrics column per recipe."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("path", nargs="?", default=DEFAULT_PATH)
-    parser.add_argument("--hyperparameters", default="", help="comma-separated name=value pairs")
-    parser.add_argument("--tune", type=int, default=0, help="HPO budget (fits) on a validation split")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--hyperparameters", default="", help="aws-user-personalization name=value,...")
+    parser.add_argument("--tune", type=int, default=0, help="settings tried by evaluate.tune (0: no HPO)")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads")
     args = parser.parse_args()
     threadpool_limits(args.threads)
-    hyperparameters = dict(p.split("=", 1) for p in args.hyperparameters.split(",") if p)
+    chosen = dict(p.split("=", 1) for p in args.hyperparameters.split(",") if p)
 
-    users, items, times = load_inter(args.path)
-    is_train, cases = protocol_split(users, items, times)
-    item_ids = np.unique(items[is_train])
-    item_index = {item: k for k, item in enumerate(item_ids)}
-    train_users, train_user_index = np.unique(users[is_train], return_inverse=True)
-    data = InteractionData(
-        user=train_user_index.astype(np.int32),
-        item=np.array([item_index[i] for i in items[is_train]], dtype=np.int32),
-        timestamp=times[is_train],
-        n_users=len(train_users),
-        n_items=len(item_ids),
-    )
-    n_items_total = len(np.unique(items))
-    relevant = {u: rel for u, (_, rel) in cases.items()}
-    histories = {}
-    for user, (rows, _) in cases.items():
-        known = [r for r in rows if items[r] in item_index]
-        histories[user] = History(
-            np.array([item_index[items[r]] for r in known], dtype=np.int32), times[known].astype(np.int64)
-        )
-    print(
-        f"{args.path}: {len(users)} interactions, {len(np.unique(users))} users, {n_items_total} items; "
-        f"{len(cases)} test users"
-    )
-
-    def ranked_lists(recommend) -> tuple[dict[str, list[str]], float]:
-        out, elapsed = {}, []
-        for user, history in histories.items():
-            candidates = np.ones(data.n_items, dtype=bool)
-            candidates[history.item] = False
-            start = time.perf_counter()
-            index = recommend(history, candidates)
-            elapsed.append(time.perf_counter() - start)
-            out[user] = [item_ids[i] for i in index]
-        return out, float(np.median(elapsed) * 1000)
-
-    results, timing = {}, {}
-    popularity = np.zeros(data.n_items)
-    pairs = np.unique(np.stack([data.user, data.item]), axis=1)
-    np.add.at(popularity, pairs[1], 1.0)
-    ranked, ms = ranked_lists(lambda h, c: np.argsort(-np.where(c, popularity, -np.inf), kind="stable")[:25])
-    results["popularity"], timing["popularity"] = metrics(ranked, relevant, n_items_total), (0.0, ms)
-
+    data, user_ids = load_inter(args.path)
+    print(f"{args.path}: {len(data.user)} interactions, {data.n_users} users, {data.n_items} items")
     if args.tune:
         start = time.perf_counter()
-        hyperparameters = UserPersonalization.tune(data, args.tune, base=hyperparameters)
-        print(f"tuned in {time.perf_counter() - start:.1f} s: {hyperparameters}")
-    everything = np.arange(data.n_items)
-    for label, cls in (
-        ("user-personalization", UserPersonalization),
-        ("personalized-ranking", PersonalizedRanking),
-    ):
-        recipe = cls(hyperparameters)
-        start = time.perf_counter()
-        recipe.fit(data)
-        fit_seconds = time.perf_counter() - start
-        if cls is UserPersonalization:
-            ranked, ms = ranked_lists(lambda h, c, r=recipe: r.recommend(h, n=25, candidates=c).index)
-        else:
-            ranked, ms = ranked_lists(lambda h, c, r=recipe: r.rank(h, everything[c]).index[:25])
-        results[label], timing[label] = metrics(ranked, relevant, n_items_total), (fit_seconds, ms)
+        chosen, trials = tune(UserPersonalization, data, tuning_candidates(args.tune), user_ids=user_ids)
+        for hyperparameters, metrics in trials:
+            changed = {
+                k: v
+                for k, v in hyperparameters.items()
+                if v != UserPersonalization.default_hyperparameters[k]
+            }
+            print(f"  trial {changed or 'defaults'}: validation {HPO_OBJECTIVE} {metrics[HPO_OBJECTIVE]:.4f}")
+        print(f"tuned in {time.perf_counter() - start:.1f} s: {chosen}")
 
-    print(f"hyperparameters: {UserPersonalization(hyperparameters).hyperparameters}")
-    print(f"{'metric':48s}" + "".join(f"{k:>22s}" for k in results))
-    for name in results["popularity"]:
-        print(f"{name:48s}" + "".join(f"{results[k][name]:22.4f}" for k in results))
-    print(f"{'fit seconds':48s}" + "".join(f"{timing[k][0]:22.3f}" for k in results))
-    print(f"{'request ms p50':48s}" + "".join(f"{timing[k][1]:22.3f}" for k in results))
+    results: dict[str, dict[str, float]] = {}
+    for recipe_class in RECIPES:
+        options = chosen if recipe_class in (UserPersonalization, PersonalizedRanking) else {}
+        timed: list[TimedRecipe] = []
+
+        def factory(
+            recipe_class: type[Recipe] = recipe_class,
+            options: dict[str, str] = options,
+            timed: list[TimedRecipe] = timed,
+        ) -> TimedRecipe:
+            timed.append(TimedRecipe(recipe_class(options)))
+            return timed[-1]
+
+        metrics = evaluate(factory, data, user_ids=user_ids)  # type: ignore[arg-type]
+        metrics["fit seconds"] = timed[0].fit_seconds
+        metrics["request ms p50"] = float(np.median(timed[0].request_seconds) * 1000)
+        results[recipe_class.name] = metrics
+
+    print(f"aws-user-personalization hyperparameters: {UserPersonalization(chosen).hyperparameters}")
+    names = list(results)
+    print(f"{'metric':44s}" + "".join(f"{name:>27s}" for name in names))
+    for metric in results[names[0]]:
+        digits = 3 if metric in ("fit seconds", "request ms p50") else 4
+        print(f"{metric:44s}" + "".join(f"{results[name][metric]:27.{digits}f}" for name in names))
 
 
 if __name__ == "__main__":

@@ -72,14 +72,23 @@ def orthonormal_columns(block: np.ndarray) -> np.ndarray:
 def randomized_svd(
     matrix: sp.csr_matrix, rank: int, *, seed: int, oversample: int = 10, power_iterations: int = 4
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-`rank` singular values and right singular vectors (n_cols, rank) of a sparse matrix (Halko)."""
+    """Top-`rank` singular values and right singular vectors (n_cols, rank) of a sparse matrix (Halko).
+
+    Empty columns do not change the result for the other columns (their rows of the vectors are zero).
+    """
     n_rows, n_cols = matrix.shape
     rank = max(1, min(rank, n_rows, n_cols))
     width = min(rank + oversample, n_rows, n_cols)
     rng = np.random.default_rng(seed)
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
     transposed = sp.csr_matrix(matrix.T)
-    basis = orthonormal_columns(matrix @ rng.standard_normal((n_cols, width), dtype=np.float32))
+    # The random test matrix is drawn for the non-empty columns only, so adding items nobody
+    # interacted with (a catalogue's new items, a holdout's test-only items) leaves the draw, and
+    # hence the factors of every other item, unchanged.
+    active = np.flatnonzero(np.bincount(matrix.indices, minlength=n_cols))
+    test = np.zeros((n_cols, width), dtype=np.float32)
+    test[active] = rng.standard_normal((len(active), width), dtype=np.float32)
+    basis = orthonormal_columns(matrix @ test)
     for _ in range(power_iterations):
         basis = orthonormal_columns(transposed @ basis)
         basis = orthonormal_columns(matrix @ basis)

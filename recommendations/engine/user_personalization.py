@@ -57,6 +57,9 @@ __all__ = [
 
 DAY = 86_400
 _MAX_LEVERAGE = 0.98  # keeps 1 / (1 - leverage) bounded for very popular items
+# Blended scores lie in [-1, 1 + sequence_weight] (each part is scaled to a maximum |score| of 1 and the
+# next-item part is non-negative), so this puts items without any evidence after every item with some.
+NO_EVIDENCE_SCORE = -2.0
 
 
 def parse_int(hyperparameters: dict[str, str], name: str, low: int, high: int) -> int:
@@ -93,14 +96,52 @@ def parse_bool(hyperparameters: dict[str, str], name: str) -> bool:
 
 def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and scores of the n largest finite scores, best first (ties: lower index first)."""
-    n = min(n, len(scores))
-    if n <= 0:
-        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
-    part = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
-    part = part[np.isfinite(scores[part])]
-    order = np.lexsort((part, -scores[part]))
-    best = part[order][:n]
+    best = _best_first(scores, _largest(scores, n))
     return best.astype(np.int32), scores[best].astype(np.float32)
+
+
+def _largest(scores: np.ndarray, size: int) -> np.ndarray:
+    """Indices (any order) of the `size` largest scores; ties at the cut-off go to the lower indices.
+
+    A strided sample's size-th largest score is a lower bound of the true cut-off, so one
+    comparison pass narrows the exact selection to a few thousand candidates instead of a
+    partition of the whole array.
+    """
+    total = len(scores)
+    size = min(size, total)
+    if size <= 0:
+        return np.empty(0, dtype=np.int64)
+    if size == total:
+        return np.arange(total)
+    candidates = None
+    stride = int(math.sqrt(total / size))
+    if stride >= 4:
+        sample = scores[::stride]
+        if len(sample) > size:
+            bound = np.partition(sample, len(sample) - size)[len(sample) - size]
+            if np.isfinite(bound):
+                candidates = np.flatnonzero(scores >= bound)  # ascending: position order = index order
+                if len(candidates) > total // 4:
+                    candidates = None
+    values = scores if candidates is None else scores[candidates]
+    if len(values) > size:
+        part = np.argpartition(values, len(values) - size)[len(values) - size :]
+        cutoff = values[part].min()
+        above = part[values[part] > cutoff]
+        tied = np.flatnonzero(values == cutoff)[: size - len(above)]
+        part = np.concatenate((above, tied))
+    else:
+        part = np.arange(len(values))
+    return part if candidates is None else candidates[part]
+
+
+def _best_first(scores: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """The finite-scored entries of `index` ordered by score, best first (ties: lower index first)."""
+    values = scores[index]
+    finite = np.isfinite(values)
+    if not finite.all():
+        index, values = index[finite], values[finite]
+    return index[np.lexsort((index, -values))]
 
 
 class LowRankEaseRecipe(Recipe):
@@ -208,7 +249,22 @@ class LowRankEaseRecipe(Recipe):
             first_seen[first_seen == np.iinfo(np.int64).max] = -1
             self.item_creation = first_seen
         self.n_items, self.n_users = n_items, n_users
+        self._refresh_request_state()
         self._fitted = True
+
+    def _refresh_request_state(self) -> None:
+        """Per-item facts requests need, derived once from the stored arrays (after fit and load)."""
+        factors = np.asarray(self.factors)
+        has_factors = np.any(factors != 0, axis=1) if factors.size else np.zeros(len(factors), dtype=bool)
+        # No interaction and no metadata-borrowed factors: the model knows nothing about these items.
+        self.no_evidence = np.flatnonzero((np.asarray(self.item_count) == 0) & ~has_factors)
+        creation = np.asarray(self.item_creation, dtype=np.int64)
+        self._by_creation = np.argsort(creation, kind="stable")
+        self._creation_sorted = creation[self._by_creation]
+        # Exploration noise for the k-th eligible item (the same draws as a fresh generator per request).
+        self._noise = np.random.default_rng(self.seed).random(len(creation), dtype=np.float32) * np.float32(
+            0.05
+        )
 
     def _history_length_mask(self, user_sorted: np.ndarray, n_users: int) -> np.ndarray:
         """Events of users whose history length is within Personalize's percentile bounds."""
@@ -277,16 +333,18 @@ class LowRankEaseRecipe(Recipe):
         return unique, weights[::-1][first]
 
     def collaborative_scores(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Low-rank EASE scores of every item for a weighted history (B has a zero diagonal)."""
-        latent = (weights @ self.factors[items]) * self.shrink
-        predicted = self.factors @ latent
-        scores = predicted * self.inverse_residual
+        """Low-rank EASE scores of every item for a weighted history (B has a zero diagonal); a new array."""
+        history_factors = self.factors[items]
+        latent = (weights @ history_factors) * self.shrink
+        scores = self.factors @ latent  # the one (n_items x k) mat-vec; float32 throughout
+        np.multiply(scores, self.inverse_residual, out=scores)
         # For history items the self term is removed: x_j - (x_j - y_j) / (1 - leverage_j).
-        scores[items] = weights - (weights - predicted[items]) * self.inverse_residual[items]
+        predicted = history_factors @ latent
+        scores[items] = weights - (weights - predicted) * self.inverse_residual[items]
         return scores
 
-    def sequence_scores(self, history: History) -> np.ndarray | None:
-        """Next-item scores from the newest `sequence_length` events (None when there are none)."""
+    def sequence_scores(self, history: History) -> tuple[np.ndarray, np.ndarray] | None:
+        """Next-item scores from the newest `sequence_length` events: (distinct items, scores) or None."""
         items = np.asarray(history.item, dtype=np.int64)
         items = items[(items >= 0) & (items < self.n_items)][-self.sequence_length :]
         if len(items) == 0:
@@ -295,23 +353,36 @@ class LowRankEaseRecipe(Recipe):
         indptr, indices, data = self.transitions.indptr, self.transitions.indices, self.transitions.data
         starts, ends = indptr[items], indptr[items + 1]
         lengths = ends - starts
-        if lengths.sum() == 0:
+        total = int(lengths.sum())
+        if total == 0:
             return None
-        positions = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
-        values = data[positions] * np.repeat(weights, lengths)
-        return np.bincount(indices[positions], weights=values, minlength=self.n_items).astype(np.float32)
+        # Positions of every successor entry of the history's rows, without a Python loop.
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        positions = offsets + np.arange(total)
+        successors, slot = np.unique(indices[positions], return_inverse=True)
+        values = np.bincount(slot, weights=data[positions] * np.repeat(weights, lengths))
+        return successors, values.astype(np.float32)
 
     def scores(self, history: History) -> np.ndarray:
-        """Blended score of every item for this history; popularity when the history is empty."""
+        """Blended score of every item (a new float32 array); popularity when the history is empty.
+
+        Items without any evidence (no interaction, no metadata) score `NO_EVIDENCE_SCORE`, below
+        every item with some.
+        """
         self._check_fitted()
         items, weights = self.history_vector(history)
         if len(items) == 0:
-            return _scaled(self.popularity.astype(np.float32))
-        total = _scaled(self.collaborative_scores(items, weights))
-        if self.sequence_weight > 0:
-            sequence = self.sequence_scores(history)
-            if sequence is not None:
-                total += self.sequence_weight * _scaled(sequence)
+            total = _scaled(np.array(self.popularity, dtype=np.float32))
+        else:
+            total = _scaled(self.collaborative_scores(items, weights))
+            if self.sequence_weight > 0:
+                sequence = self.sequence_scores(history)
+                if sequence is not None:
+                    successors, values = sequence
+                    peak = float(values.max())
+                    if peak > 0:
+                        total[successors] += (self.sequence_weight / peak) * values
+        total[self.no_evidence] = NO_EVIDENCE_SCORE
         return total
 
     # ------------------------------------------------------------------ storage
@@ -347,6 +418,7 @@ class LowRankEaseRecipe(Recipe):
             matrix = sp.csr_matrix(shape, dtype=np.float32)
             matrix.data, matrix.indices, matrix.indptr = parts[0], parts[1], indptr
             setattr(self, "transitions" if prefix == "transitions" else "user_profiles", matrix)
+        self._refresh_request_state()
         self._fitted = True
 
     # ------------------------------------------------------------------ tuning
@@ -393,10 +465,23 @@ class LowRankEaseRecipe(Recipe):
         return best
 
 
+def _unboosted(
+    scores: np.ndarray, index: np.ndarray, eligible: np.ndarray, base_eligible: np.ndarray
+) -> np.ndarray:
+    """Scores of `index` before the exploration bonus (`eligible` ascending, `base_eligible` their scores)."""
+    values = scores[index]
+    slot = np.minimum(np.searchsorted(eligible, index), len(eligible) - 1)
+    boosted = eligible[slot] == index
+    values[boosted] = base_eligible[slot[boosted]]
+    return values
+
+
 def _scaled(scores: np.ndarray) -> np.ndarray:
-    """Scores divided by their largest absolute value (unchanged when all are zero)."""
-    peak = float(np.max(np.abs(scores))) if len(scores) else 0.0
-    return scores / peak if peak > 0 else scores
+    """Scores divided in place by their largest absolute value (unchanged when all are zero)."""
+    peak = max(float(scores.max()), -float(scores.min())) if len(scores) else 0.0
+    if peak > 0:
+        np.multiply(scores, np.float32(1.0 / peak), out=scores)
+    return scores
 
 
 def _validation_ndcg(
@@ -428,33 +513,49 @@ class UserPersonalization(LowRankEaseRecipe):
         exploration_weight: float = 0.0,
         exploration_item_age_cutoff_days: float = 30.0,
     ) -> Recommendation:
-        """Top-n items for this history; young, rarely seen items get a bonus ∝ `exploration_weight`."""
-        scores = self.scores(history).astype(np.float32, copy=True)
+        """Top-n items for this history; young, rarely seen items get a bonus ∝ `exploration_weight`.
+
+        Items without evidence (see `scores`) start from a neutral 0 when explored, so exploration is
+        the only way they rise above items with evidence.
+        """
         if not 0 <= exploration_weight <= 1:
             raise RecipeError("exploration_weight must be between 0 and 1")
+        scores = self.scores(history)  # a fresh array: masked and boosted in place
         if candidates is not None:
             scores[~np.asarray(candidates, dtype=bool)] = -np.inf
         if exploration_weight == 0:
             index, score = top_n(scores, n)
             return Recommendation(index, score, {"exploration": np.zeros(len(index), dtype=bool)})
-        eligible = self.exploration_candidates(now, exploration_item_age_cutoff_days) & np.isfinite(scores)
-        _, base_score = top_n(scores, n)
-        threshold = base_score[-1] if len(base_score) == n else -np.inf
-        base = scores.copy()
-        if eligible.any():
-            rng = np.random.default_rng(self.seed)
-            noise = rng.random(int(eligible.sum()), dtype=np.float32) * 0.05
-            bonus = 1.0 / (1.0 + self.item_count[eligible]) + noise
-            scores[eligible] += exploration_weight * bonus.astype(np.float32)
-        index, score = top_n(scores, n)
-        explored = eligible[index] & (base[index] < threshold)
-        return Recommendation(index, score, {"exploration": explored})
+        eligible = self.exploration_items(now, exploration_item_age_cutoff_days)
+        eligible = eligible[np.isfinite(scores[eligible])]
+        if len(eligible) == 0 or n <= 0:
+            index, score = top_n(scores, n)
+            return Recommendation(index, score, {"exploration": np.zeros(len(index), dtype=bool)})
+        base_cut = scores[_largest(scores, n)]  # the un-boosted answer's last score is the cut-off
+        threshold = base_cut.min() if np.isfinite(base_cut).sum() == n else -np.inf
+        base_eligible = scores[eligible]  # a copy: the un-boosted scores of the eligible items
+        start = np.where(base_eligible == NO_EVIDENCE_SCORE, np.float32(0.0), base_eligible)
+        bonus = 1.0 / (1.0 + np.asarray(self.item_count)[eligible]) + self._noise[: len(eligible)]
+        scores[eligible] = start + exploration_weight * bonus.astype(np.float32)
+        index = _best_first(scores, _largest(scores, n))
+        explored = np.isin(index, eligible, assume_unique=True)
+        explored &= _unboosted(scores, index, eligible, base_eligible) < threshold
+        return Recommendation(
+            index.astype(np.int32), scores[index].astype(np.float32), {"exploration": explored}
+        )
 
-    def exploration_candidates(self, now: int | None, cutoff_days: float) -> np.ndarray:
-        """Items created within `cutoff_days` of `now` (default: the newest training event)."""
+    def exploration_items(self, now: int | None, cutoff_days: float) -> np.ndarray:
+        """Ascending indices of items created within `cutoff_days` of `now` (default: newest event)."""
         self._check_fitted()
         if cutoff_days <= 0:
             raise RecipeError("exploration_item_age_cutoff_days must be positive")
         reference = self.ref_time if now is None else int(now)
-        creation = np.asarray(self.item_creation)
-        return (creation >= 0) & (creation >= reference - cutoff_days * DAY)
+        limit = max(0.0, reference - cutoff_days * DAY)  # unknown creation (-1) is never young
+        start = int(np.searchsorted(self._creation_sorted, limit, side="left"))
+        return np.sort(self._by_creation[start:])
+
+    def exploration_candidates(self, now: int | None, cutoff_days: float) -> np.ndarray:
+        """Boolean mask of the items created within `cutoff_days` of `now` (see `exploration_items`)."""
+        mask = np.zeros(self.n_items, dtype=bool)
+        mask[self.exploration_items(now, cutoff_days)] = True
+        return mask

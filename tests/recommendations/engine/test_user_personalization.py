@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,39 @@ def test_tune_runs_on_the_validation_split(planted_data):
     best = UserPersonalization.tune(planted_data, 2)
     # Then a usable hyperparameter map comes back
     UserPersonalization(best).fit(planted_data)
+
+
+def test_items_without_interactions_or_metadata_rank_after_every_item_with_evidence(planted_data):
+    # Given two catalogue items nobody interacted with and without metadata (no item features)
+    data = dataclasses.replace(planted_data, item_features=None)
+    recipe = fitted(UserPersonalization, data)
+    # When a genre-0 user asks for the whole catalogue, and a new user too
+    everything = recipe.recommend(genre_history(0), n=data.n_items)
+    cold_start = recipe.recommend(History.empty(), n=data.n_items)
+    # Then both items come last, below every item with interactions (even negatively scored ones)
+    for result in (everything, cold_start):
+        assert set(result.index[-len(NEW_ITEMS) :].tolist()) == set(NEW_ITEMS)
+        assert result.score[-1] < result.score[: -len(NEW_ITEMS)].min()
+    # And only exploration can lift them: with it (they are young) they are shown and flagged
+    explored = recipe.recommend(
+        genre_history(0),
+        n=10,
+        now=START + 10 * DAY,
+        exploration_weight=1.0,
+        exploration_item_age_cutoff_days=3,
+    )
+    assert set(NEW_ITEMS) <= set(explored.index[explored.extras["exploration"]].tolist())
+
+
+def test_items_nobody_interacted_with_do_not_change_the_factors_of_the_others(planted_data):
+    # Given the same events, once with the catalogue's two untouched items and once without them
+    data = dataclasses.replace(planted_data, item_features=None, item_creation=None)
+    smaller = dataclasses.replace(data, n_items=data.n_items - len(NEW_ITEMS))
+    full, compact = fitted(UserPersonalization, data), fitted(UserPersonalization, smaller)
+    # When the same user asks both models
+    history = genre_history(1)
+    with_extra = full.recommend(history, n=10)
+    without = compact.recommend(history, n=10)
+    # Then the answers are the same (the SVD's random draw ignores empty columns)
+    assert with_extra.index.tolist() == without.index.tolist()
+    np.testing.assert_allclose(with_extra.score, without.score, rtol=1e-4, atol=1e-5)
