@@ -94,8 +94,9 @@ MEDIA_ROOT = env.path("RECSITE_MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 MEDIA_URL = "media/"
 
 # Celery: without a broker, tasks run in-process (eagerly) so nothing else is needed.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# (Celery still opens a producer for eager tasks: the in-memory transport keeps it local.)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "memory://localhost/"
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL.startswith("memory://")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="")
 CELERY_TASK_ACKS_LATE = True
@@ -123,6 +124,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # Celery's per-task INFO lines repeat what our commands print; workers log with their own -l.
+    "loggers": {name: {"level": "WARNING"} for name in ("celery", "kombu")},
 }
 
 # Recommendations: model artifacts, training and serving (see recommendations/artifacts.py, tasks.py).

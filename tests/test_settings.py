@@ -128,9 +128,10 @@ def test_without_a_broker_tasks_run_in_process() -> None:
     # given no CELERY_BROKER_URL
     # when the settings and the Celery app load
     loaded = _settings(DJANGO_SECRET_KEY="k")
-    # then tasks run eagerly
+    # then tasks run eagerly, with Celery's in-memory transport standing in for a broker
     assert loaded["CELERY_TASK_ALWAYS_EAGER"] is True
     assert loaded["app_always_eager"] is True
+    assert loaded["app_broker_url"].startswith("memory://")
 
 
 def test_with_a_broker_tasks_go_to_the_broker() -> None:

@@ -100,7 +100,7 @@ def celery_worker_process(
     Skipping (or failing under REQUIRE_SERVICES=1) is left to the `postgres`/`broker`
     markers, checked by the autouse fixture in tests/conftest.py before this runs.
     """
-    if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL:
+    if connection.vendor != "postgresql" or settings.CELERY_TASK_ALWAYS_EAGER:
         yield None
         return
 
