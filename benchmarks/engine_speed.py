@@ -39,6 +39,21 @@ def synthetic(n_events: int, n_items: int, seed: int = 0) -> InteractionData:
     return InteractionData(user=user, item=item, timestamp=timestamp, n_users=n_users, n_items=n_items)
 
 
+def numpy_floor_ms(n_items: int, requests: int, dims: int = 64) -> float:
+    """The baseline in the same run: p50 of one (items x 64) float32 mat-vec plus a top-25 argpartition."""
+    rng = np.random.default_rng(2)
+    factors = rng.standard_normal((n_items, dims), dtype=np.float32)
+    vectors = rng.standard_normal((requests, dims), dtype=np.float32)
+    elapsed = []
+    for vector in vectors:
+        t = time.perf_counter()
+        scores = factors @ vector
+        top = np.argpartition(-scores, 25)[:25]
+        top[np.argsort(-scores[top])]
+        elapsed.append(time.perf_counter() - t)
+    return float(np.percentile(elapsed, 50) * 1000)
+
+
 def run_one(n_events: int, n_items: int, threads: int, requests: int) -> dict[str, float]:
     """Generate, fit, and (when requests > 0) time recommend; returns the figures."""
     threadpool_limits(threads)
@@ -77,6 +92,8 @@ def run_one(n_events: int, n_items: int, threads: int, requests: int) -> dict[st
             out[f"{kind}_p50_ms"] = float(np.percentile(elapsed, 50) * 1000)
             out[f"{kind}_p99_ms"] = float(np.percentile(elapsed, 99) * 1000)
         out["mean_history_length"] = float(np.mean([len(h.item) for h in histories]))
+        out["numpy_floor_p50_ms"] = numpy_floor_ms(n_items, requests)
+        out["recommend_over_floor"] = out["recommend_p50_ms"] / out["numpy_floor_p50_ms"]
     return out
 
 
