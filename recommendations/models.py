@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,10 @@ __all__ = [
     "Campaign",
     "CampaignBackend",
     "CampaignStatus",
+    "EventTracker",
+    "Filter",
+    "FilterStatus",
+    "RecommendationRecord",
     "Solution",
     "SolutionVersion",
     "SolutionVersionStatus",
@@ -386,3 +391,68 @@ class Campaign(models.Model):
             )
         if self.dataset_group_id and version.solution.dataset_group_id != self.dataset_group_id:
             raise ValidationError({"solution_version": "the version belongs to another dataset group"})
+
+
+class FilterStatus(models.TextChoices):
+    """Personalize's filter states (a local filter is checked and ACTIVE at creation)."""
+
+    ACTIVE = "ACTIVE"
+    FAILED = "CREATE FAILED"
+    DELETE_PENDING = "DELETE PENDING"
+
+
+class Filter(models.Model):
+    """A business rule in Personalize's filter expression language (CreateFilter)."""
+
+    dataset_group = models.ForeignKey(DatasetGroup, on_delete=models.CASCADE, related_name="filters")
+    name = models.CharField(max_length=63, unique=True, validators=[NAME_VALIDATOR])
+    expression = models.TextField(help_text="Personalize's filter expression, e.g. EXCLUDE ItemID WHERE ...")
+    status = models.CharField(max_length=20, choices=FilterStatus.choices, default=FilterStatus.ACTIVE)
+    failure_reason = models.TextField(blank=True)
+    backend = models.CharField(max_length=16, choices=CampaignBackend.choices, default=CampaignBackend.LOCAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _tracking_id() -> str:
+    return secrets.token_hex(18)
+
+
+class EventTracker(models.Model):
+    """Receives a dataset group's real-time events (CreateEventTracker); one per group, as in Personalize."""
+
+    dataset_group = models.OneToOneField(DatasetGroup, on_delete=models.CASCADE, related_name="event_tracker")
+    name = models.CharField(max_length=63, unique=True, validators=[NAME_VALIDATOR])
+    tracking_id = models.CharField(max_length=64, unique=True, default=_tracking_id, editable=False)
+    status = models.CharField(max_length=20, choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE)
+    backend = models.CharField(max_length=16, choices=CampaignBackend.choices, default=CampaignBackend.LOCAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RecommendationRecord(models.Model):
+    """One answered request, so events can point back to it by `recommendationId` (impressions)."""
+
+    recommendation_id = models.CharField(max_length=40, unique=True)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recommendation_records")
+    user_id = models.CharField(max_length=256, blank=True)
+    session_id = models.CharField(max_length=256, blank=True)
+    item_ids = models.JSONField(default=list, help_text="The external item ids returned, in order.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.recommendation_id
