@@ -124,9 +124,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
-    # Celery's per-task INFO lines repeat what our commands print; workers log with their own -l.
-    "loggers": {name: {"level": "WARNING"} for name in ("celery", "kombu")},
 }
+if CELERY_TASK_ALWAYS_EAGER:
+    # Tasks run inside commands and requests: Celery's per-task INFO lines would repeat what they print.
+    LOGGING["loggers"] = {"celery": {"level": "WARNING"}}
+
 
 # Recommendations: model artifacts, training and serving (see recommendations/artifacts.py, tasks.py).
 RECSITE_ARTIFACT_STORAGE = env.str("RECSITE_ARTIFACT_STORAGE", default="default")
