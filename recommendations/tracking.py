@@ -189,10 +189,11 @@ def _number(path: str, value: Any) -> float:
 
 def _sent_at(path: str, value: Any) -> datetime:
     seconds = _number(path, value)
+    shown = str(int(seconds)) if seconds.is_integer() else repr(seconds)
     if seconds > MILLISECONDS_THRESHOLD:
-        raise TrackingInputError(path, f"{value!r} looks like milliseconds; Personalize wants seconds")
+        raise TrackingInputError(path, f"{shown} looks like milliseconds; Personalize wants seconds")
     if seconds < 0:
-        raise TrackingInputError(path, f"{value!r} is before 1970; give Unix epoch seconds")
+        raise TrackingInputError(path, f"{shown} is before 1970; give Unix epoch seconds")
     return datetime.fromtimestamp(seconds, UTC)
 
 
