@@ -6,6 +6,9 @@ __all__ = [
     "CampaignNotFoundError",
     "EventTrackerExistsError",
     "EventTrackerNotFoundError",
+    "FilterError",
+    "FilterNotFoundError",
+    "FilterSyntaxError",
     "RecommendationError",
     "SolutionConfigError",
     "SolutionNotFoundError",
@@ -56,3 +59,28 @@ class TrackingInputError(RecommendationError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class FilterError(RecommendationError):
+    """A filter expression, filter name or filter value that Personalize would refuse."""
+
+
+class FilterSyntaxError(FilterError):
+    """Filter expression text that does not parse: where (1-based) and what was expected there."""
+
+    def __init__(
+        self, message: str, *, position: int, line: int, column: int, expected: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(f"position {position} (line {line}, column {column}): {message}")
+        self.position = position
+        self.line = line
+        self.column = column
+        self.expected = expected
+
+
+class FilterNotFoundError(RecommendationError):
+    """The named filter does not exist."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"filter {name!r} does not exist")
+        self.name = name
