@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
@@ -10,11 +11,19 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from recommendations import services
-from recommendations.errors import RecommendationError
-from recommendations.models import Campaign, Solution, SolutionVersion
+from recommendations.errors import FilterError, RecommendationError
+from recommendations.filtering import filter_expression_check
+from recommendations.models import Campaign, Filter, Solution, SolutionVersion
 from recommendations.selectors import solution_version_latest
 
-__all__ = ["CampaignAdmin", "SolutionAdmin", "SolutionVersionAdmin", "SolutionVersionInline"]
+__all__ = [
+    "CampaignAdmin",
+    "FilterAdmin",
+    "FilterAdminForm",
+    "SolutionAdmin",
+    "SolutionVersionAdmin",
+    "SolutionVersionInline",
+]
 
 SUMMARY_METRICS = ("normalized_discounted_cumulative_gain_at_10", "precision_at_10", "coverage")
 SHORT_NAMES = {
@@ -183,3 +192,33 @@ class CampaignAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{campaign.name}: {error}", messages.ERROR)
                 continue
             self.message_user(request, f"{campaign.name}: now serves version {latest.pk}.", messages.SUCCESS)
+
+
+class FilterAdminForm(forms.ModelForm):
+    """The filter form: the expression is parsed and checked against the group's schemas on save."""
+
+    class Meta:
+        model = Filter
+        fields = ("dataset_group", "name", "expression")
+
+    def clean(self) -> dict[str, Any]:
+        """Refuse an invalid expression on the expression field, with the position and what was expected."""
+        cleaned = super().clean()
+        group, expression = cleaned.get("dataset_group"), cleaned.get("expression")
+        if group is not None and expression:
+            try:
+                filter_expression_check(dataset_group=group, expression=expression)
+            except FilterError as error:
+                self.add_error("expression", str(error))
+        return cleaned
+
+
+@admin.register(Filter)
+class FilterAdmin(admin.ModelAdmin):
+    """Filters: the expression is validated when saved; status is set by the service rules."""
+
+    form = FilterAdminForm
+    list_display = ("name", "dataset_group", "status", "expression", "updated_at")
+    list_filter = ("dataset_group", "status")
+    search_fields = ("name", "expression")
+    readonly_fields = ("status", "failure_reason", "created_at", "updated_at")
