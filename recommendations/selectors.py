@@ -77,11 +77,19 @@ class ScoredItem:
 
 @dataclass(frozen=True)
 class RecommendationResult:
-    """A ranked list as GetRecommendations / GetPersonalizedRanking return it."""
+    """A ranked list as GetRecommendations / GetPersonalizedRanking return it.
+
+    `index` holds the items' model indices, `history` the user's history the answer was computed
+    from and `details` the recipe's extras that are not per item (e.g. `score_scales`), so the
+    caller can explain the answer without recomputing it.
+    """
 
     recommendation_id: str
     items: list[ScoredItem]
     solution_version_id: int
+    index: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64), repr=False)
+    history: History | None = field(default=None, repr=False)
+    details: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -250,6 +258,15 @@ def _items(model: LoadedModel, result: Recommendation) -> list[ScoredItem]:
     return items
 
 
+def _details(result: Recommendation) -> dict[str, Any]:
+    """The recipe's extras that are not one value per returned item."""
+    return {
+        name: value
+        for name, value in result.extras.items()
+        if np.ndim(value) != 1 or len(value) != len(result.index)
+    }
+
+
 def _with_recent_events(recipe: Recipe, model: LoadedModel, group_id: int, now: int) -> Recipe:
     """Trending-style recipes count the events recorded since training (read from the database)."""
     since = recipe.recent_events_since(now)  # type: ignore[attr-defined]
@@ -288,10 +305,11 @@ def campaign_recommend(
     session_id: str | None = None,
     num_results: int = 25,
     candidates: np.ndarray | Collection[str] | None = None,
+    model: LoadedModel | None = None,
 ) -> RecommendationResult:
     """Top items for a user or session (GetRecommendations); `candidates` limits what may be returned."""
     _check_count("numResults", num_results, MAX_NUM_RESULTS)
-    model = campaign_model(campaign=campaign)
+    model = model or campaign_model(campaign=campaign)
     recipe = model.recipe
     history = user_history(
         model=model, dataset_group=campaign.dataset_group_id, user_id=user_id, session_id=session_id
@@ -307,16 +325,30 @@ def campaign_recommend(
     result = _query(
         campaign, lambda: recipe.recommend(history, n=num_results, candidates=mask, now=now, **options)
     )
-    return RecommendationResult(uuid.uuid4().hex, _items(model, result), model.version_id)
+    return RecommendationResult(
+        uuid.uuid4().hex,
+        _items(model, result),
+        model.version_id,
+        index=np.asarray(result.index, dtype=np.int64),
+        history=history,
+        details=_details(result),
+    )
 
 
-def campaign_rank(*, campaign: Campaign, user_id: str, item_ids: Iterable[str]) -> RecommendationResult:
+def campaign_rank(
+    *,
+    campaign: Campaign,
+    user_id: str | None,
+    item_ids: Iterable[str],
+    session_id: str | None = None,
+    model: LoadedModel | None = None,
+) -> RecommendationResult:
     """The given items re-ordered for a user (GetPersonalizedRanking); unknown items last, unscored."""
     wanted = list(dict.fromkeys(str(item_id) for item_id in item_ids))
     _check_count("the number of items to rank", len(wanted), MAX_RANK_ITEMS)
-    model = campaign_model(campaign=campaign)
+    model = model or campaign_model(campaign=campaign)
     history = user_history(
-        model=model, dataset_group=campaign.dataset_group_id, user_id=user_id, session_id=None
+        model=model, dataset_group=campaign.dataset_group_id, user_id=user_id, session_id=session_id
     )
     index = model.item_index(wanted)
     result = _query(campaign, lambda: model.recipe.rank(history, index, now=int(time.time())))
@@ -327,7 +359,14 @@ def campaign_rank(*, campaign: Campaign, user_id: str, item_ids: Iterable[str]) 
         for item_id, score in zip(model.item_ids(ranked[known]), np.asarray(result.score)[known], strict=True)
     ]
     items += [ScoredItem(item_id, None) for item_id, i in zip(wanted, index, strict=True) if i < 0]
-    return RecommendationResult(uuid.uuid4().hex, items, model.version_id)
+    return RecommendationResult(
+        uuid.uuid4().hex,
+        items,
+        model.version_id,
+        index=np.concatenate((ranked[known], index[index < 0])).astype(np.int64),
+        history=history,
+        details=_details(result),
+    )
 
 
 def campaign_related(
@@ -336,16 +375,23 @@ def campaign_related(
     item_id: str,
     num_results: int = 25,
     candidates: np.ndarray | Collection[str] | None = None,
+    model: LoadedModel | None = None,
 ) -> RecommendationResult:
     """Items related to one item; an item the model does not know gets popular items."""
     _check_count("numResults", num_results, MAX_NUM_RESULTS)
-    model = campaign_model(campaign=campaign)
+    model = model or campaign_model(campaign=campaign)
     index = int(model.item_index([str(item_id)])[0])
     mask = _candidate_mask(model, candidates)
     result = _query(
         campaign, lambda: model.recipe.similar(index, n=num_results, candidates=mask, now=int(time.time()))
     )
-    return RecommendationResult(uuid.uuid4().hex, _items(model, result), model.version_id)
+    return RecommendationResult(
+        uuid.uuid4().hex,
+        _items(model, result),
+        model.version_id,
+        index=np.asarray(result.index, dtype=np.int64),
+        details={**_details(result), "anchor": index},
+    )
 
 
 def campaign_segment(
@@ -354,13 +400,14 @@ def campaign_segment(
     item_ids: Iterable[str] | None = None,
     item_mask: np.ndarray | None = None,
     num_results: int = 25,
+    model: LoadedModel | None = None,
 ) -> UserSegment:
     """Users most likely to interact with the items (one item, or an attribute match as a mask)."""
     if (item_ids is None) == (item_mask is None):
         raise RecommendationError("give either item ids or an item mask")
     if num_results < 1:
         raise RecommendationError(f"numResults must be at least 1, got {num_results}")
-    model = campaign_model(campaign=campaign)
+    model = model or campaign_model(campaign=campaign)
     mask = _candidate_mask(model, item_mask if item_mask is not None else list(item_ids or ()))
     result = _query(campaign, lambda: model.recipe.segment(mask, n=num_results))
     scores = [float(score) for score in np.asarray(result.score)]

@@ -25,6 +25,13 @@ from strawberry.django.views import GraphQLView
 from strawberry.http import GraphQLRequestData
 
 from catalog.errors import CatalogError, DatasetGroupNotFoundError
+from recommendations.errors import (
+    CampaignNotFoundError,
+    FilterNotFoundError,
+    RecommendationError,
+    SolutionNotFoundError,
+)
+from recommendations.serving import DefaultCampaignNotFoundError
 
 __all__ = [
     "BAD_USER_INPUT",
@@ -50,7 +57,12 @@ UNEXPECTED_ERROR_MESSAGE = "Unexpected error."
 ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
     (DatasetGroupNotFoundError, NOT_FOUND),
     (CatalogError, BAD_USER_INPUT),
-    (ObjectDoesNotExist, NOT_FOUND),
+    (ObjectDoesNotExist, NOT_FOUND),  # also EventTrackerNotFoundError
+    (CampaignNotFoundError, NOT_FOUND),
+    (DefaultCampaignNotFoundError, NOT_FOUND),
+    (FilterNotFoundError, NOT_FOUND),
+    (SolutionNotFoundError, NOT_FOUND),
+    (RecommendationError, BAD_USER_INPUT),
     (PermissionDenied, FORBIDDEN),
 )
 

@@ -1,4 +1,4 @@
-"""The GraphQL schema: the apps' Query types merged, with the shared extensions installed.
+"""The GraphQL schema: the apps' Query types merged, the root Mutation, the shared extensions installed.
 
 Extensions are passed as classes or factories so each request gets fresh instances
 (strawberry keeps per-request state on them). The validation-rule limiters are built
@@ -27,11 +27,13 @@ from strawberry.types import ExecutionContext
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from catalog.graphql.schema import Query as CatalogQuery
+from recommendations.graphql.schema import Mutation
+from recommendations.graphql.schema import Query as RecommendationsQuery
 from recsite.graphql_view import INTERNAL_SERVER_ERROR, annotate_errors, error_code
 
-__all__ = ["Query", "RecsiteSchema", "build_schema", "schema"]
+__all__ = ["Mutation", "Query", "RecsiteSchema", "build_schema", "schema"]
 
-Query = merge_types("Query", (CatalogQuery,))
+Query = merge_types("Query", (CatalogQuery, RecommendationsQuery))
 
 
 def _with_rules(rules: Sequence[type[ASTValidationRule]]) -> Callable[[], SchemaExtension]:
@@ -74,7 +76,7 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
         DjangoOptimizerExtension,
     ]
     config = StrawberryConfig(disable_field_suggestions=not debug)
-    return RecsiteSchema(query=Query, extensions=extensions, config=config)
+    return RecsiteSchema(query=Query, mutation=Mutation, extensions=extensions, config=config)
 
 
 schema = build_schema(debug=settings.DEBUG)

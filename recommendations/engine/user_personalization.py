@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,6 +49,7 @@ from recommendations.engine.registry import register
 
 __all__ = [
     "LowRankEaseRecipe",
+    "ScoreScales",
     "UserPersonalization",
     "parse_bool",
     "parse_float",
@@ -60,6 +62,14 @@ _MAX_LEVERAGE = 0.98  # keeps 1 / (1 - leverage) bounded for very popular items
 # Blended scores lie in [-1, 1 + sequence_weight] (each part is scaled to a maximum |score| of 1 and the
 # next-item part is non-negative), so this puts items without any evidence after every item with some.
 NO_EVIDENCE_SCORE = -2.0
+
+
+@dataclass(frozen=True)
+class ScoreScales:
+    """The factors `scored` multiplied the collaborative and the next-item parts by (for `explain`)."""
+
+    collaborative: float
+    sequence: float
 
 
 def parse_int(hyperparameters: dict[str, str], name: str, low: int, high: int) -> int:
@@ -366,24 +376,74 @@ class LowRankEaseRecipe(Recipe):
     def scores(self, history: History) -> np.ndarray:
         """Blended score of every item (a new float32 array); popularity when the history is empty.
 
+        Items without any evidence (see `scored`) score `NO_EVIDENCE_SCORE`, below every item with some.
+        """
+        return self.scored(history)[0]
+
+    def scored(self, history: History) -> tuple[np.ndarray, ScoreScales | None]:
+        """`scores` plus the factors that scaled each part (None for an empty history), for `explain`.
+
         Items without any evidence (no interaction, no metadata) score `NO_EVIDENCE_SCORE`, below
         every item with some.
         """
         self._check_fitted()
         items, weights = self.history_vector(history)
+        scales = None
         if len(items) == 0:
             total = _scaled(np.array(self.popularity, dtype=np.float32))
         else:
-            total = _scaled(self.collaborative_scores(items, weights))
+            total = self.collaborative_scores(items, weights)
+            collaborative_peak = _peak(total)
+            _scaled(total)
+            sequence_scale = 0.0
             if self.sequence_weight > 0:
                 sequence = self.sequence_scores(history)
                 if sequence is not None:
                     successors, values = sequence
                     peak = float(values.max())
                     if peak > 0:
-                        total[successors] += (self.sequence_weight / peak) * values
+                        sequence_scale = self.sequence_weight / peak
+                        total[successors] += sequence_scale * values
+            scales = ScoreScales(1.0 / collaborative_peak if collaborative_peak > 0 else 1.0, sequence_scale)
         total[self.no_evidence] = NO_EVIDENCE_SCORE
-        return total
+        return total, scales
+
+    def explain(
+        self, history: History, items: np.ndarray, *, scales: ScoreScales | None = None
+    ) -> np.ndarray:
+        """For each item index, the history item that adds most to its score (-1 when none adds).
+
+        The collaborative part of item j's score is a sum over history items h of
+        w_h (f_h * shrink) . f_j / (1 - leverage_j); the next-item part a sum of recency-weighted
+        transition rates from h to j. Both are scaled as in `scored` (pass its `scales` to skip the
+        one full scoring pass they need), so the two parts' contributions are comparable.
+        """
+        items = np.asarray(items, dtype=np.int64)
+        answer = np.full(len(items), -1, dtype=np.int64)
+        history_items, weights = self.history_vector(history)
+        known = (items >= 0) & (items < self.n_items)
+        if len(history_items) == 0 or not known.any():
+            return answer
+        if scales is None:
+            scales = self.scored(history)[1]
+            assert scales is not None
+        targets = items[known]
+        factors = np.asarray(self.factors)
+        parts = (weights[:, None] * factors[history_items]) * np.asarray(self.shrink)
+        contribution = (parts @ factors[targets].T) * np.asarray(self.inverse_residual)[targets]
+        contribution *= np.float32(scales.collaborative)
+        contribution[history_items[:, None] == targets[None, :]] = 0.0  # an item does not explain itself
+        if scales.sequence > 0:
+            recent = np.asarray(history.item, dtype=np.int64)
+            recent = recent[(recent >= 0) & (recent < self.n_items)][-self.sequence_length :]
+            recency = recency_weights(len(recent), self.sequence_length / 2.0)
+            rows = np.searchsorted(history_items, recent)  # history_items is sorted and holds them all
+            transitions = self.transitions[recent][:, targets].toarray()
+            np.add.at(contribution, rows, scales.sequence * recency[:, None] * transitions)
+        best = np.argmax(contribution, axis=0)
+        positive = contribution[best, np.arange(len(targets))] > 0
+        answer[np.flatnonzero(known)[positive]] = history_items[best[positive]]
+        return answer
 
     # ------------------------------------------------------------------ storage
 
@@ -476,9 +536,14 @@ def _unboosted(
     return values
 
 
+def _peak(scores: np.ndarray) -> float:
+    """The largest absolute score (0 for an empty array)."""
+    return max(float(scores.max()), -float(scores.min())) if len(scores) else 0.0
+
+
 def _scaled(scores: np.ndarray) -> np.ndarray:
     """Scores divided in place by their largest absolute value (unchanged when all are zero)."""
-    peak = max(float(scores.max()), -float(scores.min())) if len(scores) else 0.0
+    peak = _peak(scores)
     if peak > 0:
         np.multiply(scores, np.float32(1.0 / peak), out=scores)
     return scores
@@ -520,17 +585,18 @@ class UserPersonalization(LowRankEaseRecipe):
         """
         if not 0 <= exploration_weight <= 1:
             raise RecipeError("exploration_weight must be between 0 and 1")
-        scores = self.scores(history)  # a fresh array: masked and boosted in place
+        scores, scales = self.scored(history)  # a fresh array: masked and boosted in place
+        details = {"score_scales": scales}
         if candidates is not None:
             scores[~np.asarray(candidates, dtype=bool)] = -np.inf
         if exploration_weight == 0:
             index, score = top_n(scores, n)
-            return Recommendation(index, score, {"exploration": np.zeros(len(index), dtype=bool)})
+            return Recommendation(index, score, {"exploration": np.zeros(len(index), dtype=bool), **details})
         eligible = self.exploration_items(now, exploration_item_age_cutoff_days)
         eligible = eligible[np.isfinite(scores[eligible])]
         if len(eligible) == 0 or n <= 0:
             index, score = top_n(scores, n)
-            return Recommendation(index, score, {"exploration": np.zeros(len(index), dtype=bool)})
+            return Recommendation(index, score, {"exploration": np.zeros(len(index), dtype=bool), **details})
         base_cut = scores[_largest(scores, n)]  # the un-boosted answer's last score is the cut-off
         threshold = base_cut.min() if np.isfinite(base_cut).sum() == n else -np.inf
         base_eligible = scores[eligible]  # a copy: the un-boosted scores of the eligible items
@@ -541,7 +607,7 @@ class UserPersonalization(LowRankEaseRecipe):
         explored = np.isin(index, eligible, assume_unique=True)
         explored &= _unboosted(scores, index, eligible, base_eligible) < threshold
         return Recommendation(
-            index.astype(np.int32), scores[index].astype(np.float32), {"exploration": explored}
+            index.astype(np.int32), scores[index].astype(np.float32), {"exploration": explored, **details}
         )
 
     def exploration_items(self, now: int | None, cutoff_days: float) -> np.ndarray:

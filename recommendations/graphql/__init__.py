@@ -1,0 +1,1 @@
+"""GraphQL schema of the recommendations app: the recommendation queries and lifecycle mutations."""
