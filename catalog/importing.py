@@ -158,7 +158,7 @@ def _epoch_to_datetime(seconds: int | None) -> datetime | None:
 def _write_items(group: DatasetGroup, csv_data: ParsedCsv, *, full: bool) -> int:
     if full:
         Item.objects.filter(dataset_group=group, source=RecordSource.IMPORT).update(
-            metadata={}, creation_timestamp=None, source=RecordSource.IMPLICIT
+            metadata={}, creation_timestamp=None, source=RecordSource.IMPLICIT, updated_at=timezone.now()
         )
     created = (
         csv_data.values("CREATION_TIMESTAMP")
@@ -190,7 +190,7 @@ def _write_items(group: DatasetGroup, csv_data: ParsedCsv, *, full: bool) -> int
 def _write_users(group: DatasetGroup, csv_data: ParsedCsv, *, full: bool) -> int:
     if full:
         EndUser.objects.filter(dataset_group=group, source=RecordSource.IMPORT).update(
-            metadata={}, source=RecordSource.IMPLICIT
+            metadata={}, source=RecordSource.IMPLICIT, updated_at=timezone.now()
         )
     records = {
         user_id: EndUser(dataset_group=group, user_id=user_id, metadata=metadata, source=RecordSource.IMPORT)
