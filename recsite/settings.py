@@ -142,3 +142,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.int("RECSITE_AUTO_TRAINING_CHECK_SECONDS", default=3600),
     },
 }
+
+# Recommendation API (recommendations/serving.py): the campaign `recommendations` uses when none is
+# named; empty means the newest ACTIVE aws-user-personalization campaign of the `default` group.
+RECSITE_DEFAULT_CAMPAIGN = env.str("RECSITE_DEFAULT_CAMPAIGN", default="")

@@ -586,3 +586,50 @@ def test_lifecycle_mutation_errors(demo: DatasetGroup) -> None:
     assert codes(no_campaign) == ["NOT_FOUND"]
     assert codes(no_group) == ["NOT_FOUND"]
     assert not Solution.objects.exists()
+
+
+# --- real-time adaptation ----------------------------------------------------------------------
+
+
+def test_put_events_changes_the_very_next_recommendations(
+    deploy: Callable[..., Campaign], demo: DatasetGroup
+) -> None:
+    # Given a campaign, an event tracker and a user who never touched the least-served category
+    deploy("aws-user-personalization")
+    user = active_user(demo)
+    tracking_id = gql('mutation { createEventTracker(name: "web") { trackingId } }')["data"][
+        "createEventTracker"
+    ]["trackingId"]
+    query = "query($u: String) { recommendations(userId: $u, numResults: 10) { items { itemId reason } } }"
+    before = gql(query, {"u": user.user_id})["data"]["recommendations"]["items"]
+    seen = set(Item.objects.filter(interactions__user=user).values_list("metadata__CATEGORY_L2", flat=True))
+    counts = Counter(Item.objects.filter(dataset_group=demo).values_list("metadata__CATEGORY_L2", flat=True))
+    target = next(c for c, n in counts.most_common() if c not in seen and n >= 8)
+    viewed = (
+        Item.objects.filter(dataset_group=demo, metadata__CATEGORY_L2=target)
+        .annotate(n=Count("interactions"))
+        .order_by("-n")[:5]
+    )
+    newest = (
+        Interaction.objects.filter(dataset_group=demo).order_by("-timestamp").first().timestamp.timestamp()
+    )
+    events = [
+        {"eventType": "view", "sentAt": newest + 60 * (offset + 1), "itemId": item.item_id}
+        for offset, item in enumerate(viewed)
+    ]
+    # When the user's views of five items of that category are put through putEvents
+    put = gql(
+        'mutation($t: String!, $u: String, $e: [EventInput!]!) { putEvents(trackingId: $t, sessionId: "s1", '
+        "userId: $u, events: $e) { __typename } }",
+        {"t": tracking_id, "u": user.user_id, "e": events},
+    )
+    assert "errors" not in put, put
+    after = gql(query, {"u": user.user_id})["data"]["recommendations"]["items"]
+    # Then the very next answer leans to that category and says why, naming a viewed item
+    ids_before, ids_after = [i["itemId"] for i in before], [i["itemId"] for i in after]
+    assert ids_after != ids_before
+    assert metadata_of(ids_after, "CATEGORY_L2").count(target) > metadata_of(ids_before, "CATEGORY_L2").count(
+        target
+    )
+    titles = {item.metadata["PRODUCT_DESCRIPTION"].split(". ")[0] for item in viewed}
+    assert any(i["reason"].removeprefix("Because you viewed ") in titles for i in after)
