@@ -7,10 +7,13 @@ Two things live here and nowhere else:
   unless debug is on; the schema calls it for every error (recsite.schema).
 - `RecsiteGraphQLView` never answers HTTP 500 to a malformed request: bodies that are
   not a JSON object with a string `query` get HTTP 400 and a GraphQL-style JSON error.
+  Its GraphiQL page opens with the example documents of `docs/graphql-examples.graphql`.
 """
 
 import json
 import logging
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from cross_web import HTTPException
@@ -43,6 +46,7 @@ __all__ = [
     "annotate_errors",
     "error_code",
     "error_response",
+    "graphiql_examples",
 ]
 
 logger = logging.getLogger(__name__)
@@ -99,6 +103,19 @@ def annotate_errors(errors: list[GraphQLError]) -> None:
             error.message = UNEXPECTED_ERROR_MESSAGE
 
 
+def graphiql_examples() -> str:
+    """The example documents GraphiQL opens with (empty when the file is missing)."""
+    return _examples(str(Path(settings.BASE_DIR) / "docs" / "graphql-examples.graphql"))
+
+
+@cache
+def _examples(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
 def error_response(message: str, *, status: int = 400, code: str = BAD_USER_INPUT) -> JsonResponse:
     """A GraphQL-style JSON error body with an HTTP status."""
     return JsonResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status=status)
@@ -118,6 +135,16 @@ class RecsiteGraphQLView(GraphQLView):
         """Build the view; GraphiQL follows settings.DEBUG unless given explicitly."""
         kwargs.setdefault("graphql_ide", "graphiql" if settings.DEBUG else None)
         super().__init__(**kwargs)
+
+    @property
+    def graphql_ide_html(self) -> str:
+        """strawberry's GraphiQL page, opening with our example documents instead of its welcome text."""
+        html = super().graphql_ide_html
+        examples = graphiql_examples()
+        if not examples:
+            return html
+        literal = json.dumps(examples).replace("</", "<\\/")  # a JS string that cannot end the script
+        return html.replace("parameters.q || EXAMPLE_QUERY", f"parameters.q || {literal}", 1)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         """Run the request; turn HTTP-level refusals into GraphQL-style JSON errors."""

@@ -633,3 +633,34 @@ def test_put_events_changes_the_very_next_recommendations(
     )
     titles = {item.metadata["PRODUCT_DESCRIPTION"].split(". ")[0] for item in viewed}
     assert any(i["reason"].removeprefix("Because you viewed ") in titles for i in after)
+
+
+# --- GraphiQL examples -------------------------------------------------------------------------
+
+
+def test_the_graphiql_examples_are_valid_operations_of_the_schema() -> None:
+    # Given the example document GraphiQL opens with
+    from graphql import parse, validate
+
+    from recsite.graphql_view import graphiql_examples
+    from recsite.schema import schema
+
+    document = parse(graphiql_examples())
+    # When it is validated against the schema
+    errors = validate(schema._schema, document)
+    # Then every operation is valid, and each Personalize API has one
+    assert errors == []
+    names = {definition.name.value for definition in document.definitions}
+    assert {"Recommendations", "RelatedItems", "PersonalizedRanking", "UserSegment", "PutEvents"} <= names
+
+
+def test_graphiql_opens_with_the_examples(settings: Any) -> None:
+    # Given a view serving GraphiQL
+    from recsite.graphql_view import RecsiteGraphQLView
+    from recsite.schema import schema
+
+    view = RecsiteGraphQLView(schema=schema, graphql_ide="graphiql")
+    # When its page is rendered
+    html = view.graphql_ide_html
+    # Then the examples are its default document
+    assert "query Recommendations" in html and "parameters.q || EXAMPLE_QUERY" not in html
