@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from catalog.errors import MetadataError
 from catalog.models import DatasetGroup, EndUser, Interaction, Item, RecordSource
@@ -338,33 +338,55 @@ def _check_event(index: int, event: TrackedEvent, specs: list[FieldSpec] | None)
     )
 
 
-def _pks(
-    model: type[Item] | type[EndUser], group: DatasetGroup, external_ids: set[str]
-) -> tuple[dict[str, int], int]:
-    """Primary keys of the external ids, creating bare (IMPLICIT) records for unknown ones."""
+def _known(
+    group_id: int, *, user_id: str | None, item_ids: set[str], event_ids: set[str]
+) -> tuple[dict[str, int], dict[str, int], set[str]]:
+    """(user pk by id, item pk by id, stored event ids) of the group, read in one round trip."""
+    parts: list[str] = []
+    params: list[Any] = []
+
+    def part(kind: str, table: str, column: str, pk: str, values: Sequence[str]) -> None:
+        marks = ", ".join(["%s"] * len(values))
+        where = f"dataset_group_id = %s AND {column} IN ({marks})"
+        parts.append(f"SELECT '{kind}', {column}, {pk} FROM {table} WHERE {where}")
+        params.extend([group_id, *values])
+
+    if user_id is not None:
+        part("u", EndUser._meta.db_table, "user_id", "id", [user_id])
+    if item_ids:
+        part("i", Item._meta.db_table, "item_id", "id", sorted(item_ids))
+    if event_ids:
+        part("e", Interaction._meta.db_table, "event_id", "0", sorted(event_ids))
+    users: dict[str, int] = {}
+    items: dict[str, int] = {}
+    events: set[str] = set()
+    if parts:
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            for kind, external_id, pk in cursor.fetchall():
+                if kind == "u":
+                    users[external_id] = pk
+                elif kind == "i":
+                    items[external_id] = pk
+                else:
+                    events.add(external_id)
+    return users, items, events
+
+
+def _bare_records(
+    model: type[Item] | type[EndUser], group: DatasetGroup, missing: set[str]
+) -> dict[str, int]:
+    """Create bare (IMPLICIT) records for ids the group lacks; their primary keys by id."""
     id_field = "item_id" if model is Item else "user_id"
-    if not external_ids:
-        return {}, 0
-    found = dict(
-        model.objects.filter(dataset_group=group, **{f"{id_field}__in": external_ids}).values_list(
-            id_field, "pk"
-        )
+    model.objects.bulk_create(
+        [
+            model(dataset_group=group, source=RecordSource.IMPLICIT, **{id_field: value})
+            for value in sorted(missing)
+        ],
+        ignore_conflicts=True,  # a concurrent call may create the same id first
     )
-    missing = sorted(external_ids - set(found))
-    if missing:
-        model.objects.bulk_create(
-            [
-                model(dataset_group=group, source=RecordSource.IMPLICIT, **{id_field: value})
-                for value in missing
-            ],
-            ignore_conflicts=True,
-        )
-        found.update(
-            model.objects.filter(dataset_group=group, **{f"{id_field}__in": missing}).values_list(
-                id_field, "pk"
-            )
-        )
-    return found, len(missing)
+    rows = model.objects.filter(dataset_group=group, **{f"{id_field}__in": missing}).order_by()
+    return dict(rows.values_list(id_field, "pk"))
 
 
 def put_events(
@@ -390,20 +412,26 @@ def put_events(
                     continue
                 seen.add(event.event_id)
             unique.append(event)
-        if seen:
-            stored = set(
-                Interaction.objects.filter(dataset_group=group, event_id__in=seen).values_list(
-                    "event_id", flat=True
-                )
-            )
+        users, items, stored = _known(
+            group.pk,
+            user_id=user,
+            item_ids={e.item_id for e in unique if e.item_id is not None},
+            event_ids=seen,
+        )
+        if stored:
             unique = [event for event in unique if event.event_id is None or event.event_id not in stored]
         duplicates = len(checked) - len(unique)
         user_pk: int | None = None
         user_created = False
         if user is not None:
-            users, created = _pks(EndUser, group, {user})
-            user_pk, user_created = users[user], created > 0
-        items, items_created = _pks(Item, group, {e.item_id for e in unique if e.item_id is not None})
+            if user not in users:
+                users.update(_bare_records(EndUser, group, {user}))
+                user_created = True
+            user_pk = users[user]
+        missing_items = {e.item_id for e in unique if e.item_id is not None} - set(items)
+        if missing_items:
+            items.update(_bare_records(Item, group, missing_items))
+        items_created = len(missing_items)
         rows = [
             Interaction(
                 dataset_group=group,
