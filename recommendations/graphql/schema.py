@@ -14,6 +14,7 @@ from strawberry.tools import merge_types
 from catalog.models import DEFAULT_DATASET_GROUP
 from catalog.selectors import dataset_group_get
 from recommendations import services, serving
+from recommendations.graphql.filters import FilterMutation
 from recommendations.graphql.inputs import FilterValueInput, PromotionInput, filter_values_map
 from recommendations.graphql.tracking import TrackingMutation
 from recommendations.graphql.types import (
@@ -257,16 +258,4 @@ class LifecycleMutation:
         return CampaignType(instance=campaign)
 
 
-def _mutation_types() -> tuple[type, ...]:
-    """The lifecycle, event-tracking and (once its module exists) filter mutations."""
-    types: list[type] = [LifecycleMutation, TrackingMutation]
-    try:
-        from recommendations.graphql.filters import FilterMutation
-    except ImportError:  # the filters module lands separately
-        pass
-    else:
-        types.append(FilterMutation)
-    return tuple(types)
-
-
-Mutation = merge_types("Mutation", _mutation_types())
+Mutation = merge_types("Mutation", (LifecycleMutation, FilterMutation, TrackingMutation))
