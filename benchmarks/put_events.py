@@ -19,7 +19,6 @@ import random
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -61,28 +60,6 @@ def _calls(count: int, *, users: int, items: int, seed: int, prefix: str) -> lis
             )
         calls.append({"sessionId": f"session-{user}", "userId": f"user-{user}", "events": events})
     return calls
-
-
-def _graphql_urlconf() -> str:
-    """The root URLconf when its schema has putEvents; else one serving the same view and schema class."""
-    from django.urls import path
-
-    from recommendations.graphql.tracking import TrackingMutation
-    from recsite import schema as root
-    from recsite.graphql_view import RecsiteGraphQLView
-
-    mutation = root.schema.get_type_by_name("Mutation")
-    if mutation is not None and any(f.python_name == "put_events" for f in mutation.fields):
-        return "recsite.urls"
-    from strawberry.extensions import ParserCache, ValidationCache
-
-    schema = root.RecsiteSchema(
-        query=root.Query, mutation=TrackingMutation, extensions=[ParserCache, ValidationCache]
-    )
-    module = types.ModuleType("put_events_bench_urls")
-    module.urlpatterns = [path("graphql/", RecsiteGraphQLView.as_view(schema=schema))]  # type: ignore[attr-defined]
-    sys.modules[module.__name__] = module
-    return module.__name__
 
 
 def main() -> None:
@@ -129,7 +106,6 @@ def main() -> None:
         batch_size=5000,
     )
     tracker = event_tracker_create(dataset_group=group, name="bench")
-    settings.ROOT_URLCONF = _graphql_urlconf()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"database: {connection.vendor}, debug: {settings.DEBUG}, urlconf: {settings.ROOT_URLCONF}"
