@@ -12,10 +12,12 @@ value of a `|` multi-value).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from django.conf import settings
 from django.db.models.fields.json import KT
 
 from catalog.models import DatasetSchema, Item
@@ -27,6 +29,7 @@ __all__ = [
     "ReasonKind",
     "item_label_fields",
     "item_title",
+    "label_cache_clear",
     "reason_text",
     "reason_texts",
 ]
@@ -68,8 +71,31 @@ class ItemLabelFields:
     category: str | None
 
 
+_label_cache: dict[int, tuple[ItemLabelFields, float]] = {}
+
+
+def label_cache_clear() -> None:
+    """Forget the label fields remembered per dataset group (tests; after a schema change)."""
+    _label_cache.clear()
+
+
 def item_label_fields(*, dataset_group_id: int) -> ItemLabelFields:
-    """The title-like and category-like item fields of a group's Items schema."""
+    """The title-like and category-like item fields of a group's Items schema.
+
+    Remembered per process for `RECSITE_REASON_LABEL_SECONDS` (default 30): a schema change shows
+    in the reasons' wording within that time.
+    """
+    ttl = float(getattr(settings, "RECSITE_REASON_LABEL_SECONDS", 30.0))
+    now = time.monotonic()
+    remembered = _label_cache.get(dataset_group_id)
+    if remembered is not None and now - remembered[1] < ttl:
+        return remembered[0]
+    labels = _item_label_fields(dataset_group_id)
+    _label_cache[dataset_group_id] = (labels, now)
+    return labels
+
+
+def _item_label_fields(dataset_group_id: int) -> ItemLabelFields:
     fields = DatasetSchema.objects.filter(
         dataset_group_id=dataset_group_id, dataset_type=DatasetType.ITEMS
     ).values_list("fields", flat=True)

@@ -149,9 +149,12 @@ def _current_version_id(campaign: Campaign) -> int:
     return version_id
 
 
-def campaign_model(*, campaign: Campaign) -> LoadedModel:
-    """The loaded model of the version the campaign serves now (loaded lazily, swapped on change)."""
-    version_id = _current_version_id(campaign)
+def campaign_model(*, campaign: Campaign, fresh: bool = False) -> LoadedModel:
+    """The loaded model of the version the campaign serves now (loaded lazily, swapped on change).
+
+    `fresh` says the campaign row was read in this request, so its version needs no second read.
+    """
+    version_id = campaign.solution_version_id if fresh else _current_version_id(campaign)
     with _lock:
         model = _models.get(version_id)
         if model is None:
@@ -182,11 +185,21 @@ def user_history(
     columns = ("item_id", "timestamp", "event_type", "event_value")
     rows: list[tuple[Any, ...]] = []
     if user_id:
-        rows = list(
-            events.filter(user__user_id=user_id).order_by("-timestamp", "-id").values_list(*columns)[:limit]
+        # The user's primary key first (the unique (group, user_id) index), then their events by the
+        # (user, -timestamp) index: one join would let a planner without statistics walk the group.
+        user_pk = (
+            EndUser.objects.filter(dataset_group_id=group_id, user_id=user_id)
+            .values_list("pk", flat=True)
+            .first()
         )
-        if not rows and not EndUser.objects.filter(dataset_group_id=group_id, user_id=user_id).exists():
+        if user_pk is None:
             session_id = session_id or user_id  # Personalize: a new userId equal to a sessionId
+        else:
+            rows = list(
+                Interaction.objects.filter(user_id=user_pk, item__isnull=False)
+                .order_by("-timestamp", "-id")
+                .values_list(*columns)[:limit]
+            )
     if session_id:
         anonymous = events.filter(Q(user__isnull=True), session_id=session_id)
         rows += list(anonymous.order_by("-timestamp", "-id").values_list(*columns)[:limit])

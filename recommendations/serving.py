@@ -381,7 +381,7 @@ def recommendation_list(
     _check_id("sessionId", session_id)
     _check_context(context)
     campaign = _campaign(campaign_name, USER_RECIPES)
-    model = campaign_model(campaign=campaign)
+    model = campaign_model(campaign=campaign, fresh=True)
     excluded = _exclusion(model, exclude_item_ids)
     mask = None
     if filter_name is not None:
@@ -478,7 +478,7 @@ def related_item_list(
     _check_id("itemId", item_id)
     _check_id("userId", user_id)
     campaign = _campaign(campaign_name, RELATED_RECIPES)
-    model = campaign_model(campaign=campaign)
+    model = campaign_model(campaign=campaign, fresh=True)
     mask = None
     if filter_name is not None:
         current = Item.objects.filter(dataset_group_id=campaign.dataset_group_id, item_id=item_id).first()
@@ -535,7 +535,7 @@ def personalized_ranking(
     for item_id in item_ids:
         _check_id("itemIds entry", item_id)
     campaign = _campaign(campaign_name, RANKING_RECIPES)
-    model = campaign_model(campaign=campaign)
+    model = campaign_model(campaign=campaign, fresh=True)
     wanted = list(item_ids)
     if filter_name is not None:
         mask = _filter_mask(
@@ -584,7 +584,7 @@ def user_segment(
     _check_id("itemId", item_id)
     recipes = ITEM_SEGMENT_RECIPES if item_id is not None else ATTRIBUTE_SEGMENT_RECIPES
     campaign = _campaign(campaign_name, recipes)
-    model = campaign_model(campaign=campaign)
+    model = campaign_model(campaign=campaign, fresh=True)
     user_mask = None
     if filter_name is not None:
         from recommendations.filtering import filter_user_mask

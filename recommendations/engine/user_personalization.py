@@ -438,8 +438,17 @@ class LowRankEaseRecipe(Recipe):
             recent = recent[(recent >= 0) & (recent < self.n_items)][-self.sequence_length :]
             recency = recency_weights(len(recent), self.sequence_length / 2.0)
             rows = np.searchsorted(history_items, recent)  # history_items is sorted and holds them all
-            transitions = self.transitions[recent][:, targets].toarray()
-            np.add.at(contribution, rows, scales.sequence * recency[:, None] * transitions)
+            indptr, indices, data = self.transitions.indptr, self.transitions.indices, self.transitions.data
+            order = np.argsort(targets, kind="stable")
+            sorted_targets = targets[order]
+            for row, item, weight in zip(rows, recent, recency, strict=True):
+                successors = np.asarray(indices[indptr[item] : indptr[item + 1]])
+                if len(successors) == 0:
+                    continue
+                slot = np.minimum(np.searchsorted(sorted_targets, successors), len(targets) - 1)
+                hit = sorted_targets[slot] == successors
+                values = np.asarray(data[indptr[item] : indptr[item + 1]])[hit]
+                contribution[row, order[slot[hit]]] += np.float32(scales.sequence * weight) * values
         best = np.argmax(contribution, axis=0)
         positive = contribution[best, np.arange(len(targets))] > 0
         answer[np.flatnonzero(known)[positive]] = history_items[best[positive]]

@@ -16,6 +16,7 @@ from catalog.models import DatasetGroup, EndUser, Interaction, Item
 from recommendations import services
 from recommendations.filtering import filter_create
 from recommendations.models import Campaign, RecommendationRecord, Solution
+from recommendations.reasons import label_cache_clear
 from recommendations.selectors import model_cache_clear
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +31,7 @@ def isolated_artifacts(settings: Any, tmp_path: Any) -> None:
     settings.RECSITE_ARTIFACT_CACHE = tmp_path / "cache"
     settings.RECSITE_DEFAULT_CAMPAIGN = ""
     model_cache_clear()
+    label_cache_clear()
 
 
 @pytest.fixture

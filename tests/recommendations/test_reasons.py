@@ -12,10 +12,17 @@ from recommendations.reasons import (
     ReasonKind,
     item_label_fields,
     item_title,
+    label_cache_clear,
     reason_text,
     reason_texts,
 )
 from tests.factories import ItemFactory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_label_fields() -> None:
+    """No label fields remembered from another test's schema."""
+    label_cache_clear()
 
 
 def two_taste_model(sequence_weight: str = "0") -> UserPersonalization:
