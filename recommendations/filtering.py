@@ -17,6 +17,7 @@ query on the `(user, -timestamp)` / `(group, session, -timestamp)` indexes).
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -155,6 +156,7 @@ def filter_cache_clear() -> None:
     """Forget every cached column and mask of this process (tests; memory pressure)."""
     with _lock:
         _cache.clear()
+        _checked_versions.clear()
 
 
 def _cached(key: tuple, build: Callable[[], Any]) -> Any:
@@ -176,7 +178,23 @@ def _stamp(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
+_checked_versions: dict[tuple[int, str], tuple[float, tuple]] = {}
+
+
 def _catalog_version(group_id: int, model: type[Item] | type[EndUser]) -> tuple:
+    """The group's catalog version, re-read at most every RECSITE_FILTER_CATALOG_CHECK_SECONDS."""
+    ttl = float(getattr(settings, "RECSITE_FILTER_CATALOG_CHECK_SECONDS", 1.0))
+    key = (group_id, model.__name__)
+    now = time.monotonic()
+    checked = _checked_versions.get(key)
+    if ttl > 0 and checked is not None and now - checked[0] < ttl:
+        return checked[1]
+    version = _catalog_version_read(group_id, model)
+    _checked_versions[key] = (now, version)
+    return version
+
+
+def _catalog_version_read(group_id: int, model: type[Item] | type[EndUser]) -> tuple:
     """(newest updated_at, count) of the group's items or users and its newest schema change: one query."""
     rows = model.objects.filter(dataset_group=OuterRef("pk"))
     version = (

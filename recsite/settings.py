@@ -146,3 +146,9 @@ CELERY_BEAT_SCHEDULE = {
 # Recommendation API (recommendations/serving.py): the campaign `recommendations` uses when none is
 # named; empty means the newest ACTIVE aws-user-personalization campaign of the `default` group.
 RECSITE_DEFAULT_CAMPAIGN = env.str("RECSITE_DEFAULT_CAMPAIGN", default="")
+
+# Filters: interactions per event type that Interactions.EVENT_TYPE conditions look at (Personalize: 100),
+# cached masks per process, and how long a process trusts its view of the catalog before re-checking.
+MAX_FILTER_INTERACTIONS = env.int("MAX_FILTER_INTERACTIONS", default=100)
+RECSITE_FILTER_CACHE_SIZE = env.int("RECSITE_FILTER_CACHE_SIZE", default=512)
+RECSITE_FILTER_CATALOG_CHECK_SECONDS = env.float("RECSITE_FILTER_CATALOG_CHECK_SECONDS", default=1.0)

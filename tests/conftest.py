@@ -52,6 +52,16 @@ def _tasks_in_process_unless_broker(request: pytest.FixtureRequest) -> Iterator[
         celery_app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> None:
+    """Forget per-process serving caches: primary keys are reused once a test's rows roll back."""
+    from recommendations.filtering import filter_cache_clear
+    from recommendations.selectors import model_cache_clear
+
+    filter_cache_clear()
+    model_cache_clear()
+
+
 @pytest.fixture
 def default_group(db: None) -> DatasetGroup:
     """The `default` dataset group."""

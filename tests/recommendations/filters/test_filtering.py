@@ -1,8 +1,10 @@
 """Filters against the real database: create/delete, serving masks, cache invalidation, top-N stays full."""
 
 import io
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -251,8 +253,11 @@ def test_current_item_rules_for_related_items(shop: DatasetGroup) -> None:
         filter_item_mask(filter=other, filter_values=None, item_pks=pks(*ORDER))
 
 
-def test_item_masks_are_cached_and_invalidated_when_an_item_changes(shop: DatasetGroup) -> None:
-    # Given a filter served once
+def test_item_masks_are_cached_and_invalidated_when_an_item_changes(
+    shop: DatasetGroup, settings: Any
+) -> None:
+    # Given a filter served once, and processes that check the catalog on every request
+    settings.RECSITE_FILTER_CATALOG_CHECK_SECONDS = 0
     rule = filter_create(
         dataset_group=shop, name="drama", expression='INCLUDE ItemID WHERE Items.GENRE IN ("Drama")'
     )
@@ -271,6 +276,30 @@ def test_item_masks_are_cached_and_invalidated_when_an_item_changes(shop: Datase
     # And a deleted item is gone too
     Item.objects.filter(item_id="i2").delete()
     assert passing(filter_item_mask(filter=rule, filter_values=None, item_pks=pks("i5", "i3"))) == ["i3"]
+
+
+def test_the_catalog_check_is_skipped_within_its_interval(
+    shop: DatasetGroup, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a process that trusts its view of the catalog for 60 s, and a filter served once
+    settings.RECSITE_FILTER_CATALOG_CHECK_SECONDS = 60
+    rule = filter_create(
+        dataset_group=shop, name="drama", expression='INCLUDE ItemID WHERE Items.GENRE IN ("Drama")'
+    )
+    assert passing(filter_item_mask(filter=rule, filter_values=None, item_pks=pks(*ORDER))) == ["i2"]
+    # When an item becomes Drama and the filter is served again within the interval
+    item = Item.objects.get(item_id="i3")
+    item.metadata = {"GENRE": "Drama", "PRICE": 50}
+    item.save()
+    index = pks(*ORDER)
+    with CaptureQueriesContext(connection) as queries:
+        cached = filter_item_mask(filter=rule, filter_values=None, item_pks=index)
+    # Then no query is made and the cached mask answers
+    assert len(queries) == 0 and passing(cached) == ["i2"]
+    # And once the interval has passed the change is seen
+    later = time.monotonic() + 61
+    monkeypatch.setattr("recommendations.filtering.time.monotonic", lambda: later)
+    assert passing(filter_item_mask(filter=rule, filter_values=None, item_pks=index)) == ["i2", "i3"]
 
 
 def test_a_user_segment_filter_masks_users(shop: DatasetGroup) -> None:
