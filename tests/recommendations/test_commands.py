@@ -8,7 +8,6 @@ from django.core.management.base import CommandError
 
 from catalog.models import DatasetGroup
 from recommendations.models import Campaign, SolutionVersion, SolutionVersionStatus
-from recommendations.selectors import model_cache_clear
 
 pytestmark = pytest.mark.django_db
 
@@ -30,21 +29,6 @@ def registered_recipes() -> list[str]:
 
     recipe_class("aws-sims")  # imports every recipe module
     return sorted(RECIPES)
-
-
-@pytest.fixture(autouse=True)
-def isolated_artifacts(settings: pytest.FixtureRequest, tmp_path: object) -> None:
-    """Artifacts in a temporary media root; no model cached from another test."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.RECSITE_ARTIFACT_CACHE = tmp_path / "cache"
-    model_cache_clear()
-
-
-@pytest.fixture
-def demo(default_group: DatasetGroup) -> DatasetGroup:
-    """The small demo shop in the default group."""
-    call_command("seed_demo", "--items", "200", "--users", "120", "--events", "4000", stdout=io.StringIO())
-    return default_group
 
 
 def train(*args: str) -> str:

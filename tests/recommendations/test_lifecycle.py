@@ -11,26 +11,10 @@ from catalog.models import DatasetGroup
 from recommendations import services
 from recommendations.errors import SolutionConfigError
 from recommendations.models import Solution, SolutionVersion, SolutionVersionStatus, TrainingType
-from recommendations.selectors import model_cache_clear
 from recommendations.tasks import auto_retrain_task, create_solution_version_task
 from tests.factories import DatasetGroupFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def isolated_artifacts(settings: pytest.FixtureRequest, tmp_path: object) -> None:
-    """Artifacts in a temporary media root; no model cached from another test."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.RECSITE_ARTIFACT_CACHE = tmp_path / "cache"
-    model_cache_clear()
-
-
-@pytest.fixture
-def demo(default_group: DatasetGroup) -> DatasetGroup:
-    """The small demo shop in the default group."""
-    call_command("seed_demo", "--items", "200", "--users", "120", "--events", "4000", stdout=io.StringIO())
-    return default_group
 
 
 def trained(solution: Solution, capture: object) -> SolutionVersion:

@@ -16,25 +16,9 @@ from recommendations.selectors import (
     campaign_recommend,
     campaign_related,
     campaign_segment,
-    model_cache_clear,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def isolated_artifacts(settings: pytest.FixtureRequest, tmp_path: object) -> None:
-    """Artifacts in a temporary media root; no model cached from another test."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.RECSITE_ARTIFACT_CACHE = tmp_path / "cache"
-    model_cache_clear()
-
-
-@pytest.fixture
-def demo(default_group: DatasetGroup) -> DatasetGroup:
-    """The small demo shop in the default group."""
-    call_command("seed_demo", "--items", "200", "--users", "120", "--events", "4000", stdout=io.StringIO())
-    return default_group
 
 
 def deployed(group: DatasetGroup, recipe: str, capture: object, name: str | None = None) -> Campaign:
