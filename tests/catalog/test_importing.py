@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from catalog.errors import DatasetImportError
 from catalog.exporting import dataset_export
@@ -281,3 +282,18 @@ def test_values_the_fast_reader_refuses_are_read_by_the_exact_rules(tmp_path: Pa
         int(moment.timestamp()) for moment in Interaction.objects.values_list("timestamp", flat=True)
     )
     assert stamps == [1_700_000_000, 1_700_000_001]
+
+
+def test_a_bulk_import_refreshes_the_planners_statistics(tmp_path: Path) -> None:
+    # given a file of 12,000 interactions
+    path = interactions_csv(tmp_path, 12_000)
+    # when it is imported
+    dataset_import(interactions=path)
+    # then the database has row statistics for the interactions table (so it uses its indexes)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'catalog_interaction'")
+            assert cursor.fetchone()[0] >= 10_000
+        else:
+            cursor.execute("SELECT stat FROM sqlite_stat1 WHERE idx = 'interaction_user_newest'")
+            assert int(cursor.fetchone()[0].split()[0]) == 12_000
