@@ -338,12 +338,43 @@ def _check_event(index: int, event: TrackedEvent, specs: list[FieldSpec] | None)
     )
 
 
+_INTERACTION_COLUMNS = (
+    "dataset_group_id",
+    "user_id",
+    "session_id",
+    "item_id",
+    "event_type",
+    "event_value",
+    "timestamp",
+    "event_id",
+    "impression",
+    "recommendation_id",
+    "properties",
+    "source",
+)
+_tracker_groups: dict[str, int] = {}
+"""Dataset group pk by tracking id, per process: a tracker never changes group; each call re-checks
+that the tracker still exists in its first query, so a deleted tracker is still NOT_FOUND."""
+
+
+def _prep(model: type[Interaction] | type[Item] | type[EndUser], name: str, value: Any) -> Any:
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
 def _known(
-    group_id: int, *, user_id: str | None, item_ids: set[str], event_ids: set[str]
-) -> tuple[dict[str, int], dict[str, int], set[str]]:
-    """(user pk by id, item pk by id, stored event ids) of the group, read in one round trip."""
-    parts: list[str] = []
-    params: list[Any] = []
+    tracking_id: str,
+    group_id: int,
+    *,
+    user_id: str | None,
+    session_id: str,
+    item_ids: Sequence[str],
+    event_ids: Sequence[str],
+) -> tuple[bool, dict[str, int], dict[str, int], set[str], int]:
+    """In one round trip: (tracker still there, user pk by id, item pk by id, stored event ids,
+    the session's anonymous events when a user is given)."""
+    tracker_table = EventTracker._meta.db_table
+    parts = [f"SELECT 't', tracking_id, dataset_group_id FROM {tracker_table} WHERE tracking_id = %s"]
+    params: list[Any] = [tracking_id]
 
     def part(kind: str, table: str, column: str, pk: str, values: Sequence[str]) -> None:
         marks = ", ".join(["%s"] * len(values))
@@ -351,117 +382,191 @@ def _known(
         parts.append(f"SELECT '{kind}', {column}, {pk} FROM {table} WHERE {where}")
         params.extend([group_id, *values])
 
+    interactions = Interaction._meta.db_table
     if user_id is not None:
         part("u", EndUser._meta.db_table, "user_id", "id", [user_id])
+        parts.append(
+            f"SELECT 's', '', COUNT(*) FROM {interactions} "
+            "WHERE dataset_group_id = %s AND session_id = %s AND user_id IS NULL"
+        )
+        params.extend([group_id, session_id])
     if item_ids:
-        part("i", Item._meta.db_table, "item_id", "id", sorted(item_ids))
+        part("i", Item._meta.db_table, "item_id", "id", item_ids)
     if event_ids:
-        part("e", Interaction._meta.db_table, "event_id", "0", sorted(event_ids))
+        part("e", interactions, "event_id", "0", event_ids)
+    found = False
     users: dict[str, int] = {}
     items: dict[str, int] = {}
     events: set[str] = set()
-    if parts:
-        with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(parts), params)
-            for kind, external_id, pk in cursor.fetchall():
-                if kind == "u":
-                    users[external_id] = pk
-                elif kind == "i":
-                    items[external_id] = pk
-                else:
-                    events.add(external_id)
-    return users, items, events
+    anonymous = 0
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        for kind, external_id, pk in cursor.fetchall():
+            if kind == "u":
+                users[external_id] = pk
+            elif kind == "i":
+                items[external_id] = pk
+            elif kind == "e":
+                events.add(external_id)
+            elif kind == "s":
+                anonymous = pk
+            else:
+                found = pk == group_id
+    return found, users, items, events, anonymous
 
 
-def _bare_records(
-    model: type[Item] | type[EndUser], group: DatasetGroup, missing: set[str]
-) -> dict[str, int]:
+def _bare_records(model: type[Item] | type[EndUser], group_id: int, missing: Sequence[str]) -> dict[str, int]:
     """Create bare (IMPLICIT) records for ids the group lacks; their primary keys by id."""
     id_field = "item_id" if model is Item else "user_id"
-    model.objects.bulk_create(
-        [
-            model(dataset_group=group, source=RecordSource.IMPLICIT, **{id_field: value})
-            for value in sorted(missing)
-        ],
-        ignore_conflicts=True,  # a concurrent call may create the same id first
-    )
-    rows = model.objects.filter(dataset_group=group, **{f"{id_field}__in": missing}).order_by()
-    return dict(rows.values_list(id_field, "pk"))
+    table = model._meta.db_table
+    columns = ["dataset_group_id", id_field, "metadata", "source", "updated_at"]
+    if model is Item:
+        columns.append("creation_timestamp")
+    now = _prep(model, "updated_at", datetime.now(UTC))
+    metadata = _prep(model, "metadata", {})
+    row = ["%s"] * len(columns)
+    params: list[Any] = []
+    for value in missing:
+        params.extend([group_id, value, metadata, RecordSource.IMPLICIT.value, now])
+        if model is Item:
+            params.append(None)
+    values = ", ".join(f"({', '.join(row)})" for _ in missing)
+    pks: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        # ON CONFLICT DO NOTHING: a concurrent call may create the same id first; read those back.
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} "
+            f"ON CONFLICT (dataset_group_id, {id_field}) DO NOTHING RETURNING {id_field}, id",
+            params,
+        )
+        pks.update(cursor.fetchall())
+        others = [value for value in missing if value not in pks]
+        if others:
+            marks = ", ".join(["%s"] * len(others))
+            cursor.execute(
+                f"SELECT {id_field}, id FROM {table} WHERE dataset_group_id = %s AND {id_field} IN ({marks})",
+                [group_id, *others],
+            )
+            pks.update(cursor.fetchall())
+    return pks
+
+
+def _insert_events(
+    group_id: int, user_pk: int | None, session: str, rows: list[tuple[_Checked, int | None]]
+) -> int:
+    """Insert the events in one statement; how many were stored (a concurrent call may have
+    stored the same eventId first: that event is skipped and not counted)."""
+    params: list[Any] = []
+    source = RecordSource.PUT.value
+    empty_list = _prep(Interaction, "impression", [])
+    empty_dict = _prep(Interaction, "properties", {})
+    for event, item_pk in rows:
+        params.extend(
+            [
+                group_id,
+                user_pk,
+                session,
+                item_pk,
+                event.event_type,
+                event.event_value,
+                _prep(Interaction, "timestamp", event.timestamp),
+                event.event_id,
+                _prep(Interaction, "impression", event.impression) if event.impression else empty_list,
+                event.recommendation_id,
+                _prep(Interaction, "properties", event.properties) if event.properties else empty_dict,
+                source,
+            ]
+        )
+    row = f"({', '.join(['%s'] * len(_INTERACTION_COLUMNS))})"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Interaction._meta.db_table} ({', '.join(_INTERACTION_COLUMNS)}) "
+            f"VALUES {', '.join([row] * len(rows))} ON CONFLICT DO NOTHING RETURNING 1",
+            params,
+        )
+        return len(cursor.fetchall())
 
 
 def put_events(
     *, tracking_id: str, session_id: str, user_id: str | None = None, events: Sequence[TrackedEvent]
 ) -> PutEventsResult:
-    """Record 1-10 events of a session (PutEvents); all checked first, written in one transaction."""
-    tracker = event_tracker_get(tracking_id=tracking_id)
-    group = tracker.dataset_group
+    """Record 1-10 events of a session (PutEvents); all checked first, written in one transaction.
+
+    Plain SQL, no model instances: one read (tracker, user, items, stored eventIds, the session's
+    anonymous events), bare records only for unknown ids, one INSERT of the events, the session
+    merge only when it has anonymous events, then COMMIT.
+    """
+    group_id = _tracker_groups.get(tracking_id)
+    group: DatasetGroup | None = None
+    if group_id is None:
+        tracker = event_tracker_get(tracking_id=tracking_id)
+        group = tracker.dataset_group
+        group_id = group.pk
     session = _id("sessionId", session_id, required=True) or ""
     user = _id("userId", user_id, required=False)
     events = list(events)
     if not 1 <= len(events) <= MAX_EVENTS_PER_CALL:
         raise TrackingInputError("events", f"must hold 1 to {MAX_EVENTS_PER_CALL} events, got {len(events)}")
-    specs = _specs(group, DatasetType.INTERACTIONS) if any(e.properties for e in events) else None
+    specs = None
+    if any(e.properties for e in events):
+        specs = _specs(group or DatasetGroup.objects.get(pk=group_id), DatasetType.INTERACTIONS)
     checked = [_check_event(index, event, specs) for index, event in enumerate(events)]
 
+    unique: list[_Checked] = []
+    seen: dict[str, None] = {}
+    for event in checked:
+        if event.event_id is not None:
+            if event.event_id in seen:
+                continue
+            seen[event.event_id] = None
+        unique.append(event)
+    item_ids = list(dict.fromkeys(e.item_id for e in unique if e.item_id is not None))
     with transaction.atomic():
-        unique: list[_Checked] = []
-        seen: set[str] = set()
-        for event in checked:
-            if event.event_id is not None:
-                if event.event_id in seen:
-                    continue
-                seen.add(event.event_id)
-            unique.append(event)
-        users, items, stored = _known(
-            group.pk,
-            user_id=user,
-            item_ids={e.item_id for e in unique if e.item_id is not None},
-            event_ids=seen,
+        found, users, items, stored, anonymous = _known(
+            tracking_id, group_id, user_id=user, session_id=session, item_ids=item_ids, event_ids=list(seen)
         )
+        if not found:
+            _tracker_groups.pop(tracking_id, None)
+            raise EventTrackerNotFoundError(tracking_id)
+        _tracker_groups[tracking_id] = group_id
         if stored:
             unique = [event for event in unique if event.event_id is None or event.event_id not in stored]
-        duplicates = len(checked) - len(unique)
         user_pk: int | None = None
         user_created = False
         if user is not None:
             if user not in users:
-                users.update(_bare_records(EndUser, group, {user}))
+                users.update(_bare_records(EndUser, group_id, [user]))
                 user_created = True
             user_pk = users[user]
-        missing_items = {e.item_id for e in unique if e.item_id is not None} - set(items)
-        if missing_items:
-            items.update(_bare_records(Item, group, missing_items))
-        items_created = len(missing_items)
-        rows = [
-            Interaction(
-                dataset_group=group,
-                user_id=user_pk,
-                session_id=session,
-                item_id=items[event.item_id] if event.item_id is not None else None,
-                event_type=event.event_type,
-                event_value=event.event_value,
-                timestamp=event.timestamp,
-                event_id=event.event_id,
-                impression=event.impression,
-                recommendation_id=event.recommendation_id,
-                properties=event.properties,
-                source=RecordSource.PUT,
-            )
-            for event in unique
+        missing_items = [
+            item_id
+            for item_id in dict.fromkeys(e.item_id for e in unique if e.item_id is not None)
+            if item_id not in items
         ]
-        if rows:
-            # ignore_conflicts: a concurrent call that stored the same eventId first wins.
-            Interaction.objects.bulk_create(rows, ignore_conflicts=any(e.event_id for e in unique))
+        if missing_items:
+            items.update(_bare_records(Item, group_id, missing_items))
+        recorded = 0
+        if unique:
+            recorded = _insert_events(
+                group_id,
+                user_pk,
+                session,
+                [(e, items[e.item_id] if e.item_id is not None else None) for e in unique],
+            )
         attributed = 0
-        if user_pk is not None:
-            attributed = Interaction.objects.filter(
-                dataset_group=group, user__isnull=True, session_id=session
-            ).update(user_id=user_pk)
+        if user_pk is not None and anonymous:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {Interaction._meta.db_table} SET user_id = %s "
+                    "WHERE dataset_group_id = %s AND session_id = %s AND user_id IS NULL",
+                    [user_pk, group_id, session],
+                )
+                attributed = cursor.rowcount
     return PutEventsResult(
-        events_recorded=len(rows),
-        duplicates_ignored=duplicates,
+        events_recorded=recorded,
+        duplicates_ignored=len(checked) - recorded,
         session_events_attributed=attributed,
-        items_created=items_created,
+        items_created=len(missing_items),
         user_created=user_created,
     )
 
