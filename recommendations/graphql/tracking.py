@@ -7,7 +7,8 @@ turn inputs into `recommendations.tracking` calls, which validate everything and
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -71,6 +72,28 @@ class EventInput:
         description="Interactions metadata; camelCase keys name schema fields (numberOfRatings → "
         "NUMBER_OF_RATINGS); at most 1024 characters of JSON.",
     )
+
+
+def _event_from_input(cls: type[EventInput], value: Mapping[str, Any], context: object) -> EventInput:
+    """Build an EventInput straight from the coerced GraphQL value (keys are GraphQL names).
+
+    Every field is a scalar graphql-core has already coerced (JSON passes through unchanged), so
+    Strawberry's generic per-field conversion, about a quarter of a 10-event putEvents request's
+    CPU, is not needed; `recommendations.tracking` validates the values.
+    """
+    return cls(
+        event_type=value["eventType"],
+        sent_at=value["sentAt"],
+        item_id=value.get("itemId"),
+        event_value=value.get("eventValue"),
+        event_id=value.get("eventId"),
+        impression=value.get("impression"),
+        recommendation_id=value.get("recommendationId"),
+        properties=value.get("properties"),
+    )
+
+
+EventInput.__strawberry_definition__.from_input = _event_from_input  # type: ignore[attr-defined]
 
 
 @strawberry.input(description="One item, as in Personalize's PutItems.")
