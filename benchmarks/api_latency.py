@@ -12,7 +12,7 @@ and the ratios of `recommendations` to the two others. The data (seed_demo: 100k
 1M events by default) is loaded into its own SQLite file once (`var/bench-api.sqlite3`, or
 `DATABASE_URL`) and a user-personalization campaign is trained and deployed unless present.
 
-    .venv/bin/python benchmarks/api_latency.py [--requests 2000] [--profile]
+    .venv/bin/python benchmarks/api_latency.py [--requests 2000] [--profile [--sort tottime]]
 """
 
 import argparse
@@ -132,6 +132,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--profile", action="store_true", help="print the top functions of the GraphQL run")
+    parser.add_argument(
+        "--sort", default="cumulative", help="the profile's order (a pstats key: cumulative, tottime, ...)"
+    )
     args = parser.parse_args()
     assert not settings.DEBUG, "debug must be off"
 
@@ -202,7 +205,7 @@ def main() -> None:
             recommendations(n)
         profiler.disable()
         stream = io.StringIO()
-        pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(45)
+        pstats.Stats(profiler, stream=stream).sort_stats(args.sort).print_stats(45)
         print(stream.getvalue())
 
 

@@ -93,6 +93,8 @@ class Item(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dataset_group", "item_id"], name="item_id_unique_in_group"),
         ]
+        # The filters' catalog version reads the group's newest updated_at: an index look-up.
+        indexes = [models.Index(fields=["dataset_group", "updated_at"], name="item_group_updated")]
         ordering = ["item_id"]
 
     def __str__(self) -> str:

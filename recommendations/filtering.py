@@ -27,7 +27,7 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import Window
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Lower, RowNumber
@@ -178,6 +178,7 @@ def _stamp(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
+_COUNT_ALL = Func(template="COUNT(*)", output_field=IntegerField())
 _checked_versions: dict[tuple[int, str], tuple[float, tuple]] = {}
 
 
@@ -195,13 +196,18 @@ def _catalog_version(group_id: int, model: type[Item] | type[EndUser]) -> tuple:
 
 
 def _catalog_version_read(group_id: int, model: type[Item] | type[EndUser]) -> tuple:
-    """(newest updated_at, count) of the group's items or users and its newest schema change: one query."""
+    """(newest updated_at, count) of the group's items or users and its newest schema change: one query.
+
+    The newest `updated_at` is an index look-up for items (`item_group_updated`); the count, which
+    is what notices a deletion, walks the group's index entries once per check interval.
+    """
     rows = model.objects.filter(dataset_group=OuterRef("pk"))
     version = (
         DatasetGroup.objects.filter(pk=group_id)
         .annotate(
             latest=Subquery(rows.order_by("-updated_at").values("updated_at")[:1]),
-            count=Subquery(rows.order_by().values("dataset_group").annotate(n=Count("pk")).values("n")[:1]),
+            # COUNT(*) without a GROUP BY: one walk of the group's index entries
+            count=Subquery(rows.order_by().annotate(n=_COUNT_ALL).values("n")[:1]),
             schema=Subquery(
                 DatasetSchema.objects.filter(dataset_group=OuterRef("pk"))
                 .order_by("-updated_at")
