@@ -456,34 +456,61 @@ def _insert_events(
 ) -> int:
     """Insert the events in one statement; how many were stored (a concurrent call may have
     stored the same eventId first: that event is skipped and not counted)."""
-    params: list[Any] = []
     source = RecordSource.PUT.value
-    empty_list = _prep(Interaction, "impression", [])
-    empty_dict = _prep(Interaction, "properties", {})
-    for event, item_pk in rows:
-        params.extend(
-            [
-                group_id,
-                user_pk,
-                session,
-                item_pk,
-                event.event_type,
-                event.event_value,
-                _prep(Interaction, "timestamp", event.timestamp),
-                event.event_id,
-                _prep(Interaction, "impression", event.impression) if event.impression else empty_list,
-                event.recommendation_id,
-                _prep(Interaction, "properties", event.properties) if event.properties else empty_dict,
-                source,
-            ]
+    table = Interaction._meta.db_table
+    if connection.vendor == "postgresql":
+        # One array per column: a dozen parameters whatever the number of events, so psycopg
+        # caches the statement's parsing (it does not past 50 parameters).
+        sql = (
+            f"INSERT INTO {table} ({', '.join(_INTERACTION_COLUMNS)}) "
+            "SELECT %s, %s, %s, item, event_type, event_value, at, event_id, impression::jsonb, "
+            "recommendation_id, properties::jsonb, %s FROM unnest(%s::bigint[], %s::text[], "
+            "%s::float8[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[]) AS event("
+            "item, event_type, event_value, at, event_id, impression, recommendation_id, properties) "
+            "ON CONFLICT DO NOTHING RETURNING 1"
         )
-    row = f"({', '.join(['%s'] * len(_INTERACTION_COLUMNS))})"
+        params: list[Any] = [
+            group_id,
+            user_pk,
+            session,
+            source,
+            [item_pk for _, item_pk in rows],
+            [event.event_type for event, _ in rows],
+            [event.event_value for event, _ in rows],
+            [event.timestamp for event, _ in rows],
+            [event.event_id for event, _ in rows],
+            [json.dumps(event.impression) for event, _ in rows],
+            [event.recommendation_id for event, _ in rows],
+            [json.dumps(event.properties) for event, _ in rows],
+        ]
+    else:
+        empty_list = _prep(Interaction, "impression", [])
+        empty_dict = _prep(Interaction, "properties", {})
+        params = []
+        for event, item_pk in rows:
+            params.extend(
+                [
+                    group_id,
+                    user_pk,
+                    session,
+                    item_pk,
+                    event.event_type,
+                    event.event_value,
+                    _prep(Interaction, "timestamp", event.timestamp),
+                    event.event_id,
+                    _prep(Interaction, "impression", event.impression) if event.impression else empty_list,
+                    event.recommendation_id,
+                    _prep(Interaction, "properties", event.properties) if event.properties else empty_dict,
+                    source,
+                ]
+            )
+        row = f"({', '.join(['%s'] * len(_INTERACTION_COLUMNS))})"
+        sql = (
+            f"INSERT INTO {table} ({', '.join(_INTERACTION_COLUMNS)}) "
+            f"VALUES {', '.join([row] * len(rows))} ON CONFLICT DO NOTHING RETURNING 1"
+        )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Interaction._meta.db_table} ({', '.join(_INTERACTION_COLUMNS)}) "
-            f"VALUES {', '.join([row] * len(rows))} ON CONFLICT DO NOTHING RETURNING 1",
-            params,
-        )
+        cursor.execute(sql, params)
         return len(cursor.fetchall())
 
 
