@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -72,6 +73,7 @@ __all__ = [
     "filter_placeholders",
     "filter_schema_fields",
     "filter_user_mask",
+    "filter_uses_user",
     "max_filter_interactions",
 ]
 
@@ -223,8 +225,26 @@ def _catalog_version_read(group_id: int, model: type[Item] | type[EndUser]) -> t
     return (model.__name__, _stamp(latest), count or 0, _stamp(schema))
 
 
-def _fingerprint(pks: np.ndarray) -> tuple:
-    pks = np.asarray(pks, dtype=np.int64)
+_fingerprints: dict[int, tuple[Any, tuple]] = {}
+
+
+def _fingerprint(given: Any) -> tuple:
+    """A key of a pk array; a read-only array (a loaded model's, the same object on every request) is
+    summed once per process (remembered by identity while it lives)."""
+    if not isinstance(given, np.ndarray) or given.flags.writeable:
+        return _fingerprint_of(np.asarray(given, dtype=np.int64))
+    known = _fingerprints.get(id(given))
+    if known is not None and known[0]() is given:
+        return known[1]
+    fingerprint = _fingerprint_of(np.asarray(given, dtype=np.int64))
+    with _lock:
+        if len(_fingerprints) > 64:
+            _fingerprints.clear()
+        _fingerprints[id(given)] = (weakref.ref(given), fingerprint)
+    return fingerprint
+
+
+def _fingerprint_of(pks: np.ndarray) -> tuple:
     if not len(pks):
         return (0,)
     return (
@@ -408,6 +428,16 @@ def _uses(expression: FilterExpression, dataset: Dataset) -> bool:
     return any(c.ref.dataset is dataset for part in expression.parts for c in part.conditions())
 
 
+def filter_uses_user(*, filter: Filter) -> bool:
+    """Whether `filter_item_mask` reads the requesting user (Interactions conditions, IF CurrentUser gates).
+
+    Callers that have only a user id may skip loading the EndUser for any other filter (the mask
+    does not depend on it).
+    """
+    expression = parse_filter_expression(filter.expression)
+    return _uses(expression, Dataset.INTERACTIONS) or any(part.gate for part in expression.parts)
+
+
 # --- serving -----------------------------------------------------------------------------------
 
 
@@ -422,10 +452,10 @@ def filter_item_mask(
 ) -> np.ndarray:
     """Which items (a model's item index → Item pk) a request may return; raises FilterError."""
     expression = _parsed(filter, Target.ITEM)
+    fingerprint = _fingerprint(item_pks)
     item_pks = np.asarray(item_pks, dtype=np.int64)
     group_id = filter.dataset_group_id
     version = _catalog_version(group_id, Item)
-    fingerprint = _fingerprint(item_pks)
     base_key = (group_id, version, fingerprint)
     kinds = _kinds(group_id, version)
     positions = _positions(("items", fingerprint), item_pks)
@@ -450,10 +480,10 @@ def filter_user_mask(
 ) -> np.ndarray:
     """Which users (a model's user index → EndUser pk) a segment may return; raises FilterError."""
     expression = _parsed(filter, Target.USER)
+    fingerprint = _fingerprint(user_pks)
     user_pks = np.asarray(user_pks, dtype=np.int64)
     group_id = filter.dataset_group_id
     version = _catalog_version(group_id, EndUser)
-    fingerprint = _fingerprint(user_pks)
     base_key = (group_id, version, fingerprint)
     kinds = _kinds(group_id, version)
     positions = _positions(("users", fingerprint), user_pks)

@@ -246,14 +246,15 @@ def _filter_mask(
     current_item: Item | None = None,
 ) -> np.ndarray:
     """The filter's item mask over the model's items (True = may be returned)."""
-    from recommendations.filtering import filter_item_mask
+    from recommendations.filtering import filter_item_mask, filter_uses_user
 
     _check_filter_values(filter_values)
+    found = _filter_get(filter_name, campaign)
     mask = filter_item_mask(
-        filter=_filter_get(filter_name, campaign),
+        filter=found,
         filter_values={name: list(values) for name, values in (filter_values or {}).items()},
-        item_pks=np.asarray(model.arrays["item_pks"]),
-        user=_end_user(campaign, user_id),
+        item_pks=model.arrays["item_pks"],  # the model's own array: its fingerprint is remembered
+        user=_end_user(campaign, user_id) if filter_uses_user(filter=found) else None,
         session_id=session_id or (user_id if user_id else None),
         current_item=current_item,
     )

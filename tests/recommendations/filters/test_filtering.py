@@ -26,6 +26,7 @@ from recommendations.filtering import (
     filter_get,
     filter_item_mask,
     filter_user_mask,
+    filter_uses_user,
 )
 from recommendations.graphql.filters import FilterMutation
 from recommendations.models import Filter, FilterStatus
@@ -449,3 +450,30 @@ def test_graphql_create_and_delete_filter(shop: DatasetGroup) -> None:
     assert deleted.data["deleteFilter"]["name"] == "g"
     assert "position 15" in refused.errors[0].message
     assert isinstance(refused.errors[0].original_error, FilterSyntaxError)
+
+
+def test_only_interaction_and_current_user_filters_read_the_user(shop: DatasetGroup) -> None:
+    # Given filters on item fields only, on interactions and gated on the current user
+    def uses_user(name: str, expression: str) -> bool:
+        return filter_uses_user(filter=filter_create(dataset_group=shop, name=name, expression=expression))
+
+    # Then only the last two need the requesting user loaded
+    assert not uses_user("items", 'INCLUDE ItemID WHERE Items.GENRE IN ("Drama")')
+    assert uses_user("seen", 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("click")')
+    assert uses_user("adults", "INCLUDE ItemID WHERE Items.PRICE >= 30 IF CurrentUser.AGE > 18")
+
+
+def test_a_read_only_pk_array_is_fingerprinted_once_and_a_changed_one_again(shop: DatasetGroup) -> None:
+    # Given a filter and a read-only item index (as a loaded model's memory-mapped array is)
+    rule = filter_create(
+        dataset_group=shop, name="drama", expression='INCLUDE ItemID WHERE Items.GENRE IN ("Drama")'
+    )
+    frozen = pks(*ORDER)
+    frozen.setflags(write=False)
+    assert passing(filter_item_mask(filter=rule, filter_values=None, item_pks=frozen)) == ["i2"]
+    # When served again from the same array, and from a writable array in another order
+    assert passing(filter_item_mask(filter=rule, filter_values=None, item_pks=frozen)) == ["i2"]
+    reordered = pks(*reversed(ORDER))
+    mask = filter_item_mask(filter=rule, filter_values=None, item_pks=reordered)
+    # Then each answer matches its own index
+    assert [item_id for item_id, keep in zip(reversed(ORDER), mask, strict=True) if keep] == ["i2"]
