@@ -68,6 +68,10 @@ WSGI_APPLICATION = "recsite.wsgi.application"
 ASGI_APPLICATION = "recsite.asgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Keep connections between requests (a new PostgreSQL connection costs more than a whole putEvents call),
+# checked before reuse so a restarted database is survived.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while an import or a worker writes; a larger page cache
     # keeps index inserts of big imports in memory.
