@@ -31,23 +31,9 @@ from recommendations.graphql.schema import Mutation
 from recommendations.graphql.schema import Query as RecommendationsQuery
 from recsite.graphql_view import INTERNAL_SERVER_ERROR, annotate_errors, error_code
 
-__all__ = ["Mutation", "Query", "RecsiteOptimizerExtension", "RecsiteSchema", "build_schema", "schema"]
+__all__ = ["Mutation", "Query", "RecsiteSchema", "build_schema", "schema"]
 
 Query = merge_types("Query", (CatalogQuery, RecommendationsQuery))
-
-
-class RecsiteOptimizerExtension(DjangoOptimizerExtension):
-    """strawberry-django's optimizer without its per-field `resolve` hook.
-
-    The hook wraps every field of every query as graphql-core middleware only to optimize a
-    QuerySet that a plain resolver returns; every list or object field returning Django rows here
-    is a strawberry-django field, which optimizes its own QuerySet (`get_queryset` asks the
-    optimizer this extension installs for the request), and `RecommendedItem.item` optimizes its
-    rows itself. Dropping the hook removes the middleware call from each of the ~200 fields a
-    recommendation list resolves.
-    """
-
-    resolve = SchemaExtension.resolve  # type: ignore[assignment]
 
 
 def _with_rules(rules: Sequence[type[ASTValidationRule]]) -> Callable[[], SchemaExtension]:
@@ -87,7 +73,7 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
         ParserCache,
         *(_with_rules(limit.validation_rules) for limit in limits),
         ValidationCache,
-        RecsiteOptimizerExtension,
+        DjangoOptimizerExtension,
     ]
     config = StrawberryConfig(disable_field_suggestions=not debug)
     return RecsiteSchema(query=Query, mutation=Mutation, extensions=extensions, config=config)

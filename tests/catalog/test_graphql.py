@@ -537,11 +537,3 @@ def test_too_many_aliases_are_refused(client: Client, default_group: DatasetGrou
     body = gql(client, f"{{ {aliases} }}")
     assert error_codes(body)
     assert set(error_codes(body)) == {"BAD_USER_INPUT"}
-
-
-def test_the_optimizer_adds_no_per_field_middleware() -> None:
-    # Given the site's schema extensions / Then the optimizer installs no per-field resolve hook
-    # (strawberry-django fields optimize their own querysets), so fields pay no middleware call
-    from recsite.schema import RecsiteOptimizerExtension
-
-    assert not RecsiteOptimizerExtension._implements_resolve()
