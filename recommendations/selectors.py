@@ -53,6 +53,7 @@ __all__ = [
     "campaign_related",
     "campaign_segment",
     "model_cache_clear",
+    "new_items",
     "solution_get",
     "solution_version_latest",
     "user_history",
@@ -64,6 +65,7 @@ MAX_RANK_ITEMS = 500
 _lock = threading.Lock()
 _models: dict[int, LoadedModel] = {}
 _campaign_versions: dict[int, tuple[int, float]] = {}  # campaign id -> (version id, checked at)
+_new_items: dict[tuple[int, int], tuple[tuple, NewItems]] = {}  # (group, newest model pk) -> (catalog, items)
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ def model_cache_clear() -> None:
     with _lock:
         _models.clear()
         _campaign_versions.clear()
+        _new_items.clear()
 
 
 def _current_version_id(campaign: Campaign) -> int:
@@ -170,6 +173,63 @@ def campaign_model(*, campaign: Campaign, fresh: bool = False) -> LoadedModel:
             if previous[0] not in still_used:
                 _models.pop(previous[0], None)
     return model
+
+
+# --- items the model does not know -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewItems:
+    """The group's items created after a model was trained (pk above its newest item), pk order.
+
+    `created` is each item's creationTimestamp in epoch seconds, or -1 when it has none (a bare
+    record from putEvents): such a row is as young as the model's answer to it.
+    """
+
+    pks: np.ndarray
+    item_ids: np.ndarray
+    created: np.ndarray
+
+
+def new_items(*, model: LoadedModel, dataset_group_id: int) -> NewItems:
+    """Items of the group the model has no index for because they came after it: one query, cached.
+
+    Items get dense model indices for every catalog item at training time, so the unknown ones are
+    those with a primary key above the model's newest. The answer is kept per process and re-read
+    only when the group's item catalog changes (the filter module's catalog version, itself read at
+    most every `RECSITE_FILTER_CATALOG_CHECK_SECONDS`).
+    """
+    from catalog.models import Item
+    from recommendations.filtering import _catalog_version
+
+    pks = np.asarray(model.arrays["item_pks"])
+    newest = int(pks[-1]) if len(pks) else 0
+    key = (dataset_group_id, newest)
+    version = _catalog_version(dataset_group_id, Item)
+    cached = _new_items.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    rows = list(
+        Item.objects.filter(dataset_group_id=dataset_group_id, pk__gt=newest)
+        .order_by("pk")
+        .values_list("pk", "item_id", "creation_timestamp")
+    )
+    found = NewItems(
+        pks=np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)),
+        item_ids=np.array([row[1] for row in rows], dtype=object),
+        created=np.fromiter(
+            (-1 if row[2] is None else int(row[2].timestamp()) for row in rows),
+            dtype=np.int64,
+            count=len(rows),
+        ),
+    )
+    for array in (found.pks, found.item_ids, found.created):
+        array.flags.writeable = False  # shared by requests; lets the filter cache remember its key
+    with _lock:
+        if len(_new_items) > 64:
+            _new_items.clear()
+        _new_items[key] = (version, found)
+    return found
 
 
 # --- histories ---------------------------------------------------------------------------------

@@ -20,7 +20,10 @@ otherwise ignored by the local engine: its recipes do not train on contextual me
 from __future__ import annotations
 
 import hashlib
+import inspect
+import math
 import re
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +40,13 @@ from catalog.schemas import DatasetType, fields_from_json
 from catalog.selectors import categorical_value_q
 from recommendations.artifacts import LoadedModel
 from recommendations.errors import RecommendationError
-from recommendations.models import Campaign, CampaignStatus, Filter, RecommendationRecord
+from recommendations.models import (
+    Campaign,
+    CampaignStatus,
+    Filter,
+    RecommendationRecord,
+    exploration_settings,
+)
 from recommendations.reasons import Explanation, ReasonKind, reason_texts
 from recommendations.selectors import (
     MAX_NUM_RESULTS,
@@ -48,6 +57,7 @@ from recommendations.selectors import (
     campaign_recommend,
     campaign_related,
     campaign_segment,
+    new_items,
 )
 
 __all__ = [
@@ -244,8 +254,9 @@ def _filter_mask(
     user_id: str | None,
     session_id: str | None,
     current_item: Item | None = None,
+    item_pks: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The filter's item mask over the model's items (True = may be returned)."""
+    """The filter's item mask over the model's items, or over `item_pks` (True = may be returned)."""
     from recommendations.filtering import filter_item_mask, filter_uses_user
 
     _check_filter_values(filter_values)
@@ -253,7 +264,8 @@ def _filter_mask(
     mask = filter_item_mask(
         filter=found,
         filter_values={name: list(values) for name, values in (filter_values or {}).items()},
-        item_pks=model.arrays["item_pks"],  # the model's own array: its fingerprint is remembered
+        # the model's own array (or the cached new items'): read-only, so its fingerprint is remembered
+        item_pks=model.arrays["item_pks"] if item_pks is None else item_pks,
         user=_end_user(campaign, user_id) if filter_uses_user(filter=found) else None,
         session_id=session_id or (user_id if user_id else None),
         current_item=current_item,
@@ -445,6 +457,21 @@ def recommendation_list(
                 result.items, explanations, _item_pks(model, result.index), strict=True
             )
         ][: max(rest, 0) if promoted else None]
+        exploration = _exploration(campaign, model)
+        if exploration is not None and rest > 0:
+            weight, cut_off = exploration
+            new = _new_item_candidates(
+                campaign=campaign,
+                model=model,
+                weight=weight,
+                cut_off=cut_off,
+                filter_name=filter_name,
+                filter_values=filter_values,
+                user_id=user_id,
+                session_id=session_id,
+                exclude_item_ids=exclude_item_ids,
+            )
+            items = _with_new_items(items, new, rest, weight)
     if promoted:
         total = len(items) + len(promoted)
         positions = set(
@@ -459,6 +486,106 @@ def recommendation_list(
     served = ServedList(result_id or _new_id(), items, campaign.dataset_group_id)
     _record(campaign, served.recommendation_id, user_id, session_id, items)
     return served
+
+
+DAY = 86_400
+NEW_ITEM_NOISE = 0.05  # the engine's exploration noise: up to 5% of the bonus
+
+
+def _exploration(campaign: Campaign, model: LoadedModel) -> tuple[float, float] | None:
+    """(explorationWeight, explorationItemAgeCutOff) when the recipe explores and the weight is > 0."""
+    recommend = getattr(model.recipe, "recommend", None)
+    if recommend is None or "exploration_weight" not in inspect.signature(recommend).parameters:
+        return None
+    weight, cut_off = exploration_settings(campaign.campaign_config)
+    return (weight, cut_off) if weight > 0 else None
+
+
+def _new_item_noise(version_id: int, item_id: str) -> float:
+    digest = hashlib.blake2b(f"{version_id}|{item_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64 * NEW_ITEM_NOISE
+
+
+def _new_item_candidates(
+    *,
+    campaign: Campaign,
+    model: LoadedModel,
+    weight: float,
+    cut_off: float,
+    filter_name: str | None,
+    filter_values: Mapping[str, Sequence[str]] | None,
+    user_id: str | None,
+    session_id: str | None,
+    exclude_item_ids: Sequence[str] | None,
+) -> list[ServedItem]:
+    """Young items created after training that the request may return, best exploration score first.
+
+    The engine's rule for an explored item without evidence: it starts from 0 and gets
+    `explorationWeight * (1 / (1 + interactions) + noise)`; a new item had no interaction at
+    training time, so its score is `weight * (1 + noise)`, the noise fixed per version and item.
+    Items without a creationTimestamp came after the version, so they count as young.
+    """
+    found = new_items(model=model, dataset_group_id=campaign.dataset_group_id)
+    if not len(found.pks):
+        return []
+    limit = time.time() - cut_off * DAY
+    keep = (found.created < 0) | (found.created >= limit)
+    if exclude_item_ids and keep.any():
+        keep &= ~np.isin(found.item_ids, [str(item_id) for item_id in exclude_item_ids])
+    if filter_name is not None and keep.any():
+        keep &= _filter_mask(
+            campaign=campaign,
+            model=model,
+            filter_name=filter_name,
+            filter_values=filter_values,
+            user_id=user_id,
+            session_id=session_id,
+            item_pks=found.pks,
+        )
+    explanation = Explanation(ReasonKind.NEW)
+    picked = [
+        ServedItem(
+            str(found.item_ids[i]),
+            weight * (1.0 + _new_item_noise(model.version_id, str(found.item_ids[i]))),
+            explanation,
+            int(found.pks[i]),
+        )
+        for i in np.flatnonzero(keep)
+    ]
+    picked.sort(key=lambda item: (-(item.score or 0.0), -(item.item_pk or 0)))
+    return picked
+
+
+def _with_new_items(
+    items: list[ServedItem], new: list[ServedItem], slots: int, weight: float
+) -> list[ServedItem]:
+    """`slots` answers, `explorationWeight` of them (at least one) new items, merged by score.
+
+    The new items take the lowest-ranked slots' places (more when the model ran out of items) and
+    sit where their exploration score ranks them among the model's scores, as the engine's boosted
+    items do; an unscored model item ranks below them.
+    """
+    if not new or slots <= 0:
+        return items
+    share = max(1, math.floor(weight * slots))
+    kept = items[: max(0, slots - share)]
+    new = new[: slots - len(kept)]
+    kept += items[len(kept) : slots - len(new)]  # none unless fewer new items than their share
+    merged: list[ServedItem] = []
+    ordinary, explored = 0, 0
+    while ordinary < len(kept) or explored < len(new):
+        take_new = explored < len(new) and (
+            ordinary >= len(kept)
+            or kept[ordinary].score is None
+            or kept[ordinary].score < new[explored].score  # type: ignore[operator]
+        )
+        if take_new:
+            merged.append(new[explored])
+            explored += 1
+        else:
+            merged.append(kept[ordinary])
+            ordinary += 1
+    return merged
 
 
 def _new_id() -> str:
