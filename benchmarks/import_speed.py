@@ -98,8 +98,10 @@ def main() -> None:
     from catalog.selectors import dataset_group_get
 
     call_command("migrate", verbosity=0)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"database: {connection.vendor}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"database: {connection.vendor}"
+    )
 
     def timed_import(path: Path, rows: int) -> float:
         started = time.perf_counter()
@@ -127,11 +129,17 @@ def main() -> None:
         for count, (user, item, timestamp, event, value) in enumerate(reader):
             if count == args.baseline_rows:
                 break
-            objects.append(Interaction(
-                dataset_group=group, user_id=users[user], item_id=items[item], event_type=event,
-                event_value=float(value) if value else None,
-                timestamp=datetime.fromtimestamp(int(timestamp), UTC), source=RecordSource.IMPORT,
-            ))
+            objects.append(
+                Interaction(
+                    dataset_group=group,
+                    user_id=users[user],
+                    item_id=items[item],
+                    event_type=event,
+                    event_value=float(value) if value else None,
+                    timestamp=datetime.fromtimestamp(int(timestamp), UTC),
+                    source=RecordSource.IMPORT,
+                )
+            )
         Interaction.objects.bulk_create(objects, batch_size=5000)
     baseline = args.baseline_rows / (time.perf_counter() - started)
     print(f"baseline ORM bulk_create: {baseline:,.0f} rows/s; dataset_import is {rate / baseline:.1f}x")
