@@ -341,14 +341,18 @@ def _details(result: Recommendation) -> dict[str, Any]:
 
 
 def _with_recent_events(recipe: Recipe, model: LoadedModel, group_id: int, now: int) -> Recipe:
-    """Trending-style recipes count the events recorded since training (read from the database)."""
+    """Trending-style recipes count the events recorded since training (read from the database).
+
+    The recipe works in whole seconds (`now` and the timestamps truncated), so the bounds are whole
+    seconds too: an event sent in the request's own second (at now + 0.4, say) counts on this request.
+    """
     since = recipe.recent_events_since(now)  # type: ignore[attr-defined]
     rows = list(
         Interaction.objects.filter(
             dataset_group_id=group_id,
             item__isnull=False,
-            timestamp__gt=_datetime(since),
-            timestamp__lte=_datetime(now),
+            timestamp__gte=_datetime(since + 1),
+            timestamp__lt=_datetime(now + 1),
         ).values_list("item_id", "timestamp")
     )
     if not rows:
