@@ -345,6 +345,7 @@ def _with_recent_events(recipe: Recipe, model: LoadedModel, group_id: int, now: 
 
     The recipe works in whole seconds (`now` and the timestamps truncated), so the bounds are whole
     seconds too: an event sent in the request's own second (at now + 0.4, say) counts on this request.
+    Events are weighted by the solution's event options, as the training events were.
     """
     since = recipe.recent_events_since(now)  # type: ignore[attr-defined]
     rows = list(
@@ -353,13 +354,14 @@ def _with_recent_events(recipe: Recipe, model: LoadedModel, group_id: int, now: 
             item__isnull=False,
             timestamp__gte=_datetime(since + 1),
             timestamp__lt=_datetime(now + 1),
-        ).values_list("item_id", "timestamp")
+        ).values_list("item_id", "timestamp", "event_type", "event_value")
     )
     if not rows:
         return recipe
     index = model.item_index_of_pks(np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)))
     timestamps = np.fromiter((int(row[1].timestamp()) for row in rows), dtype=np.int64, count=len(rows))
-    return recipe.with_recent_events(index, timestamps)  # type: ignore[attr-defined]
+    weights = _history_weights(model, rows)
+    return recipe.with_recent_events(index, timestamps, weights)  # type: ignore[attr-defined]
 
 
 def _datetime(epoch: int) -> Any:

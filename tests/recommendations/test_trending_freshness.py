@@ -44,10 +44,18 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def trending(demo: DatasetGroup, django_capture_on_commit_callbacks: Any) -> Campaign:
+def solution_config() -> dict | None:
+    """The trending solution's solutionConfig (none: every event type counts)."""
+    return None
+
+
+@pytest.fixture
+def trending(
+    demo: DatasetGroup, django_capture_on_commit_callbacks: Any, solution_config: dict | None
+) -> Campaign:
     """A campaign named "trending" serving an aws-trending-now version trained on the demo shop."""
     solution = Solution.objects.filter(name="trending").first() or services.solution_create(
-        dataset_group=demo, name="trending", recipe="aws-trending-now"
+        dataset_group=demo, name="trending", recipe="aws-trending-now", solution_config=solution_config
     )
     with django_capture_on_commit_callbacks(execute=True):
         version = services.solution_version_create(solution=solution)
@@ -70,16 +78,16 @@ def trending_items() -> list[dict]:
     return gql(TRENDING)["recommendations"]["items"]
 
 
-def put_burst(tracking_id: str, item_id: str, sent_at: list[float]) -> None:
-    """One view of `item_id` per visitor (distinct sessions and users), at the given times."""
+def put_burst(tracking_id: str, item_id: str, sent_at: list[float], event_type: str = "view") -> None:
+    """One event on `item_id` per visitor (distinct sessions and users), at the given times."""
     for n, at in enumerate(sent_at):
         recorded = gql(
             PUT_EVENTS,
             {
                 "t": tracking_id,
-                "s": f"burst-session-{n}",
-                "u": f"burst-user-{n}",
-                "e": [{"eventType": "view", "sentAt": at, "itemId": item_id}],
+                "s": f"burst-{event_type}-session-{n}",
+                "u": f"burst-{event_type}-user-{n}",
+                "e": [{"eventType": event_type, "sentAt": at, "itemId": item_id}],
             },
         )["putEvents"]["eventsRecorded"]
         assert recorded == 1
@@ -129,3 +137,35 @@ def test_events_outside_the_two_intervals_do_not_trend(
     put_burst(tracking_id, target.item_id, [NOW - 5 * 3600 + n for n in range(6)])
     # Then the list is unchanged
     assert [item["itemId"] for item in trending_items()] == ids_before
+
+
+WEIGHTED = {
+    "eventsConfig": {
+        "eventParametersList": [
+            {"eventType": "purchase", "weight": 1.0},
+            {"eventType": "view", "weight": 0.1},
+        ]
+    }
+}
+
+
+@pytest.mark.parametrize("solution_config", [WEIGHTED])
+def test_request_time_events_are_weighted_as_the_solution_says(
+    demo: DatasetGroup, trending: Campaign, frozen_clock: None
+) -> None:
+    # Given a trending solution that weighs a purchase 1 and a view 0.1, and today's list
+    tracking_id = gql('mutation { createEventTracker(name: "web") { trackingId } }')["createEventTracker"][
+        "trackingId"
+    ]
+    ids_before = [item["itemId"] for item in trending_items()]
+    viewed, bought = (
+        Item.objects.filter(dataset_group=demo).exclude(item_id__in=ids_before).order_by("item_id")[:2]
+    )
+    # When one item gets six views and another two purchases in the current interval
+    put_burst(tracking_id, viewed.item_id, [NOW - 60 + n for n in range(6)])
+    put_burst(tracking_id, bought.item_id, [NOW - 30, NOW - 20], event_type="purchase")
+    after = trending_items()
+    # Then the events count with the solution's weights: 2 x 1 ahead of 6 x 0.1
+    assert (after[0]["itemId"], after[0]["score"]) == (bought.item_id, 2.0)
+    assert after[1]["itemId"] == viewed.item_id
+    assert after[1]["score"] == pytest.approx(0.6, rel=1e-5)
