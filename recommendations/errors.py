@@ -9,6 +9,13 @@ __all__ = [
     "FilterError",
     "FilterNotFoundError",
     "FilterSyntaxError",
+    "PersonalizeAlreadyExistsError",
+    "PersonalizeConfigError",
+    "PersonalizeError",
+    "PersonalizeInvalidInputError",
+    "PersonalizeLimitExceededError",
+    "PersonalizeNotFoundError",
+    "PersonalizeRetryableError",
     "RecommendationError",
     "SolutionConfigError",
     "SolutionNotFoundError",
@@ -84,3 +91,50 @@ class FilterNotFoundError(RecommendationError):
     def __init__(self, name: str) -> None:
         super().__init__(f"filter {name!r} does not exist")
         self.name = name
+
+
+class PersonalizeError(Exception):
+    """An Amazon Personalize (or S3) call that failed: the AWS error code, its message and the operation."""
+
+    retryable: bool = False
+
+    def __init__(
+        self, message: str, *, code: str = "", operation: str = "", http_status: int | None = None
+    ) -> None:
+        shown = f"{operation} failed: " if operation else ""
+        shown += f"{code}: {message}" if code else message
+        super().__init__(shown)
+        self.code = code
+        self.aws_message = message
+        self.operation = operation
+        self.http_status = http_status
+
+
+class PersonalizeConfigError(PersonalizeError):
+    """The Personalize backend is not configured: `setting` names what is missing or wrong."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}", code="ImproperlyConfigured")
+        self.setting = setting
+
+
+class PersonalizeRetryableError(PersonalizeError):
+    """A transient failure (throttling, 5xx, timeout, no connection): the same call may succeed later."""
+
+    retryable = True
+
+
+class PersonalizeNotFoundError(PersonalizeError):
+    """AWS says the resource (ARN, name) does not exist (ResourceNotFoundException)."""
+
+
+class PersonalizeInvalidInputError(PersonalizeError):
+    """AWS (or the client's model check) refused the request's parameters."""
+
+
+class PersonalizeLimitExceededError(PersonalizeError):
+    """An account quota is used up (LimitExceededException); retrying will not help."""
+
+
+class PersonalizeAlreadyExistsError(PersonalizeError):
+    """A resource with this name already exists (ResourceAlreadyExistsException)."""

@@ -156,3 +156,10 @@ RECSITE_DEFAULT_CAMPAIGN = env.str("RECSITE_DEFAULT_CAMPAIGN", default="")
 MAX_FILTER_INTERACTIONS = env.int("MAX_FILTER_INTERACTIONS", default=100)
 RECSITE_FILTER_CACHE_SIZE = env.int("RECSITE_FILTER_CACHE_SIZE", default=512)
 RECSITE_FILTER_CATALOG_CHECK_SECONDS = env.float("RECSITE_FILTER_CATALOG_CHECK_SECONDS", default=1.0)
+
+# Amazon Personalize adapter (recommendations/backends/aws.py): optional endpoint URLs, e.g. a
+# Personalize-compatible server or a local S3; empty means AWS's own endpoint for AWS_REGION.
+PERSONALIZE_ENDPOINT_URL = env.str("PERSONALIZE_ENDPOINT_URL", default="")
+PERSONALIZE_RUNTIME_ENDPOINT_URL = env.str("PERSONALIZE_RUNTIME_ENDPOINT_URL", default="")
+PERSONALIZE_EVENTS_ENDPOINT_URL = env.str("PERSONALIZE_EVENTS_ENDPOINT_URL", default="")
+S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
