@@ -213,7 +213,8 @@ def test_request_with_wrong_shape_is_refused_as_invalid_input(params: dict[str, 
         assert caught.value.operation == "DescribeCampaign"
         assert caught.value.retryable is False
         assert "Parameter validation failed" in caught.value.aws_message
-        assert len(stubber._queue) == 1  # the stubbed response is still waiting
+        with pytest.raises(AssertionError):  # the stubbed response is still waiting, unused
+            stubber.assert_no_pending_responses()
 
 
 def test_unknown_operation_is_a_programming_error() -> None:
