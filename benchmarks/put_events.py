@@ -8,11 +8,9 @@ one user and session, each with an eventId, mostly naming known items and now an
 Default mode `server`, as production runs it: gunicorn (--workers processes, --worker-class,
 --threads) on a loopback port with persistent database connections, driven by 1, 4 and 8
 concurrent clients (--clients; forked processes, each one keep-alive HTTP/1.1 connection, at
-most --calls calls or --seconds seconds per measurement). Each measurement is run twice in the
-same run: with the previous ORM implementation of `put_events` (kept below as `legacy_put_events`,
-swapped in by the server module for comparison only) and with `recommendations.tracking.put_events`.
-The single-client rate is the baseline of the concurrent ones; the service call alone
-(in-process, one client) is timed for both implementations too.
+most --calls calls or --seconds seconds per measurement, best of --rounds rounds). Baselines in
+the same run: the single-client rate for the concurrent ones, and the service call alone
+(`recommendations.tracking.put_events` in this process, one client) for the HTTP path.
 
 Mode `test-client` is the earlier measurement: Django's test client in --processes forked
 processes, and the service call straight, in one process each.
@@ -32,7 +30,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +38,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.import_speed import fresh_database  # noqa: E402
 
-__all__ = ["legacy_put_events", "main"]
+__all__ = ["main"]
 
 PUT_EVENTS = (
     "mutation Put($trackingId: String!, $sessionId: String!, $userId: String, $events: [EventInput!]!) "
     "{ putEvents(trackingId: $trackingId, sessionId: $sessionId, userId: $userId, events: $events) "
     "{ eventsRecorded duplicatesIgnored } }"
 )
-IMPLEMENTATION_ENV = "RECSITE_BENCH_PUT_EVENTS"
-"""Set (to `legacy` or `current`) only in the benchmark's gunicorn server: picks put_events."""
 
 
 def _calls(count: int, *, users: int, items: int, seed: int, prefix: str) -> list[dict[str, Any]]:
@@ -76,159 +71,6 @@ def _calls(count: int, *, users: int, items: int, seed: int, prefix: str) -> lis
             )
         calls.append({"sessionId": f"session-{user}", "userId": f"user-{user}", "events": events})
     return calls
-
-
-# --- the previous implementation, for the same-run before/after ratio ------------------------
-
-
-def legacy_put_events(
-    *, tracking_id: str, session_id: str, user_id: str | None = None, events: Sequence[Any]
-) -> Any:
-    """recommendations.tracking.put_events as it was before the plain-SQL rewrite (ORM, 6 queries)."""
-    from django.db import connection, transaction
-
-    from catalog.models import EndUser, Interaction, Item, RecordSource
-    from catalog.schemas import DatasetType
-    from recommendations.tracking import (
-        MAX_EVENTS_PER_CALL,
-        PutEventsResult,
-        TrackingInputError,
-        _check_event,
-        _id,
-        _specs,
-        event_tracker_get,
-    )
-
-    def known(group_id: int, *, user_id: str | None, item_ids: set[str], event_ids: set[str]) -> tuple:
-        parts: list[str] = []
-        params: list[Any] = []
-
-        def part(kind: str, table: str, column: str, pk: str, values: Sequence[str]) -> None:
-            marks = ", ".join(["%s"] * len(values))
-            parts.append(
-                f"SELECT '{kind}', {column}, {pk} FROM {table} WHERE dataset_group_id = %s AND {column} IN ({marks})"  # noqa: E501
-            )
-            params.extend([group_id, *values])
-
-        if user_id is not None:
-            part("u", EndUser._meta.db_table, "user_id", "id", [user_id])
-        if item_ids:
-            part("i", Item._meta.db_table, "item_id", "id", sorted(item_ids))
-        if event_ids:
-            part("e", Interaction._meta.db_table, "event_id", "0", sorted(event_ids))
-        users: dict[str, int] = {}
-        items: dict[str, int] = {}
-        stored: set[str] = set()
-        if parts:
-            with connection.cursor() as cursor:
-                cursor.execute(" UNION ALL ".join(parts), params)
-                for kind, external_id, pk in cursor.fetchall():
-                    if kind == "u":
-                        users[external_id] = pk
-                    elif kind == "i":
-                        items[external_id] = pk
-                    else:
-                        stored.add(external_id)
-        return users, items, stored
-
-    def bare(model: Any, group: Any, missing: set[str]) -> dict[str, int]:
-        id_field = "item_id" if model is Item else "user_id"
-        model.objects.bulk_create(
-            [
-                model(dataset_group=group, source=RecordSource.IMPLICIT, **{id_field: value})
-                for value in sorted(missing)
-            ],
-            ignore_conflicts=True,
-        )
-        rows = model.objects.filter(dataset_group=group, **{f"{id_field}__in": missing}).order_by()
-        return dict(rows.values_list(id_field, "pk"))
-
-    tracker = event_tracker_get(tracking_id=tracking_id)
-    group = tracker.dataset_group
-    session = _id("sessionId", session_id, required=True) or ""
-    user = _id("userId", user_id, required=False)
-    events = list(events)
-    if not 1 <= len(events) <= MAX_EVENTS_PER_CALL:
-        raise TrackingInputError("events", f"must hold 1 to {MAX_EVENTS_PER_CALL} events, got {len(events)}")
-    specs = _specs(group, DatasetType.INTERACTIONS) if any(e.properties for e in events) else None
-    checked = [_check_event(index, event, specs) for index, event in enumerate(events)]
-    with transaction.atomic():
-        unique = []
-        seen: set[str] = set()
-        for event in checked:
-            if event.event_id is not None:
-                if event.event_id in seen:
-                    continue
-                seen.add(event.event_id)
-            unique.append(event)
-        users, items, stored = known(
-            group.pk,
-            user_id=user,
-            item_ids={e.item_id for e in unique if e.item_id is not None},
-            event_ids=seen,
-        )
-        if stored:
-            unique = [event for event in unique if event.event_id is None or event.event_id not in stored]
-        duplicates = len(checked) - len(unique)
-        user_pk = None
-        user_created = False
-        if user is not None:
-            if user not in users:
-                users.update(bare(EndUser, group, {user}))
-                user_created = True
-            user_pk = users[user]
-        missing_items = {e.item_id for e in unique if e.item_id is not None} - set(items)
-        if missing_items:
-            items.update(bare(Item, group, missing_items))
-        rows = [
-            Interaction(
-                dataset_group=group,
-                user_id=user_pk,
-                session_id=session,
-                item_id=items[event.item_id] if event.item_id is not None else None,
-                event_type=event.event_type,
-                event_value=event.event_value,
-                timestamp=event.timestamp,
-                event_id=event.event_id,
-                impression=event.impression,
-                recommendation_id=event.recommendation_id,
-                properties=event.properties,
-                source=RecordSource.PUT,
-            )
-            for event in unique
-        ]
-        if rows:
-            Interaction.objects.bulk_create(rows, ignore_conflicts=any(e.event_id for e in unique))
-        attributed = 0
-        if user_pk is not None:
-            attributed = Interaction.objects.filter(
-                dataset_group=group, user__isnull=True, session_id=session
-            ).update(user_id=user_pk)
-    return PutEventsResult(
-        events_recorded=len(rows),
-        duplicates_ignored=duplicates,
-        session_events_attributed=attributed,
-        items_created=len(missing_items),
-        user_created=user_created,
-    )
-
-
-def _use(implementation: str) -> None:
-    """Make the GraphQL resolvers (which call `tracking.put_events`) use one implementation."""
-    from recommendations import tracking
-
-    if not hasattr(tracking, "_current_put_events"):
-        tracking._current_put_events = tracking.put_events  # type: ignore[attr-defined]
-    tracking.put_events = (  # type: ignore[assignment]
-        legacy_put_events if implementation == "legacy" else tracking._current_put_events  # type: ignore[attr-defined]
-    )
-
-
-if os.environ.get(IMPLEMENTATION_ENV):  # imported by gunicorn as the benchmark's server module
-    from django.core.wsgi import get_wsgi_application
-
-    application = get_wsgi_application()
-    _use(os.environ[IMPLEMENTATION_ENV])
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -306,95 +148,61 @@ def main() -> None:
 
 
 def _service(tracking_id: str, shape: dict[str, int], calls: int) -> None:
-    """The service call alone, in this process, one client: previous vs current implementation."""
-    rates = {}
-    for seed, implementation in enumerate(["legacy", "current", "legacy", "current"], start=10):
-        _use(implementation)
-        work = _calls(calls, **shape, seed=seed, prefix=f"service-{seed}")
-        started = time.perf_counter()
-        latencies = _run_chunk(("service", tracking_id, work))
-        seconds = time.perf_counter() - started
-        rates[implementation] = (len(work) * 10 / seconds, latencies)  # the second round counts
-    _use("current")
-    for implementation, (rate, latencies) in rates.items():
-        print(
-            f"service put_events ({implementation}, in-process, 1 client, {calls} calls): "
-            f"{rate:,.0f} events/s (p50 {_p(latencies, 50):.2f} ms, p99 {_p(latencies, 99):.2f} ms per call)"
-        )
-    print(f"service: current / legacy = {rates['current'][0] / rates['legacy'][0]:.2f}x")
+    """The baseline: the service call alone, in this process, one client."""
+    work = _calls(calls, **shape, seed=10, prefix="service")
+    started = time.perf_counter()
+    latencies = _run_chunk(("service", tracking_id, work))
+    rate = len(work) * 10 / (time.perf_counter() - started)
+    print(
+        f"service put_events (in-process, 1 client, {calls} calls): {rate:,.0f} events/s "
+        f"(p50 {_p(latencies, 50):.2f} ms, p99 {_p(latencies, 99):.2f} ms per call)"
+    )
 
 
 def _server_mode(args: argparse.Namespace, tracking_id: str, shape: dict[str, int]) -> int:
     from django.db import connections
 
     clients = [int(c) for c in args.clients.split(",")]
-    recorded = 0
-    rates: dict[tuple[str, int], float] = {}
     service_calls = min(args.calls, 500)
     _service(tracking_id, shape, service_calls)
-    recorded += 4 * service_calls * 10
+    recorded = service_calls * 10
     connections.close_all()  # the clients are forked; the server has its own connections
     url = os.environ["DATABASE_URL"]
-    server_env = {
-        **os.environ,
-        IMPLEMENTATION_ENV: "",
-        # persistent connections, as a deployment configures them (django-environ reads the option)
-        "DATABASE_URL": url + ("&" if "?" in url else "?") + "conn_max_age=600",
-    }
+    # persistent connections, as a deployment configures them (django-environ reads the option)
+    server_env = {**os.environ, "DATABASE_URL": url + ("&" if "?" in url else "?") + "conn_max_age=600"}
     print(
         f"server: gunicorn {args.workers} workers ({args.worker_class}, {args.threads} threads), "
         f"127.0.0.1, keep-alive clients, at most {args.calls} calls / {args.seconds:.0f} s per measurement, "
         f"best of {args.rounds} rounds"
     )
-    servers = {}
-    for implementation in ["legacy", "current"]:
-        server_env[IMPLEMENTATION_ENV] = implementation
-        servers[implementation] = _Server(args, dict(server_env))
-    try:
-        ports = {implementation: server.__enter__() for implementation, server in servers.items()}
-        for implementation, port in ports.items():
-            warm = _calls(100, **shape, seed=1, prefix=f"warm-{implementation}")
-            recorded += 10 * sum(len(x) for x in _drive(port, tracking_id, warm, args.workers * 2, 30.0))
-        # Both servers run side by side; measurements alternate between them, --rounds times,
-        # so background load on the machine falls on both alike. The best round counts.
-        best: dict[tuple[str, int], tuple[float, list[float], float]] = {}
+    best: dict[int, tuple[float, list[float], float]] = {}
+    with _Server(args, server_env) as port:
+        warm = _calls(100, **shape, seed=1, prefix="warm")
+        recorded += 10 * sum(len(x) for x in _drive(port, tracking_id, warm, args.workers * 2, 30.0))
         for round_ in range(args.rounds):
             for n, count in enumerate(clients):
-                for implementation, port in ports.items():
-                    work = _calls(
-                        args.calls, **shape, seed=100 + n, prefix=f"{implementation}-{count}-{round_}"
-                    )
-                    started = time.perf_counter()
-                    chunks = _drive(port, tracking_id, work, count, args.seconds)
-                    seconds = time.perf_counter() - started
-                    latencies = [latency for chunk in chunks for latency in chunk]
-                    recorded += 10 * len(latencies)
-                    rate = len(latencies) * 10 / seconds
-                    if rate > best.get((implementation, count), (0.0,))[0]:
-                        best[implementation, count] = (rate, latencies, seconds)
-    finally:
-        for server in servers.values():
-            server.__exit__()
-    for implementation in ports:
-        for count in clients:
-            rate, latencies, seconds = best[implementation, count]
-            rates[implementation, count] = rate
-            base = rates[implementation, clients[0]]
-            print(
-                f"putEvents over HTTP ({implementation}, {count} client(s), {len(latencies)} calls in "
-                f"{seconds:.1f} s): {rate:,.0f} events/s ({rate / 10:,.0f} calls/s; p50 "
-                f"{_p(latencies, 50):.2f} ms, p99 {_p(latencies, 99):.2f} ms per call; "
-                f"{rate / base:.2f}x {clients[0]} client(s))"
-            )
+                work = _calls(args.calls, **shape, seed=100 + n, prefix=f"{count}-{round_}")
+                started = time.perf_counter()
+                chunks = _drive(port, tracking_id, work, count, args.seconds)
+                seconds = time.perf_counter() - started
+                latencies = [latency for chunk in chunks for latency in chunk]
+                recorded += 10 * len(latencies)
+                rate = len(latencies) * 10 / seconds
+                if rate > best.get(count, (0.0,))[0]:
+                    best[count] = (rate, latencies, seconds)
+    base = best[clients[0]][0]
     for count in clients:
+        rate, latencies, seconds = best[count]
         print(
-            f"{count} client(s): current / legacy = {rates['current', count] / rates['legacy', count]:.2f}x"
+            f"putEvents over HTTP ({count} client(s), {len(latencies)} calls in {seconds:.1f} s): "
+            f"{rate:,.0f} events/s ({rate / 10:,.0f} calls/s; p50 {_p(latencies, 50):.2f} ms, "
+            f"p99 {_p(latencies, 99):.2f} ms per call; {rate / base:.2f}x {clients[0]} client(s))"
         )
     return recorded
 
 
 class _Server:
-    """gunicorn on a free loopback port, serving this module's `application`; stopped on exit."""
+    """gunicorn on a free loopback port, serving recsite.wsgi; stopped on exit."""
 
     def __init__(self, args: argparse.Namespace, env: dict[str, str]) -> None:
         self.args, self.env = args, env
@@ -407,7 +215,7 @@ class _Server:
             sys.executable,
             "-m",
             "gunicorn",
-            "benchmarks.put_events:application",
+            "recsite.wsgi:application",
             f"--bind=127.0.0.1:{self.port}",
             f"--workers={self.args.workers}",
             f"--worker-class={self.args.worker_class}",
@@ -429,8 +237,6 @@ class _Server:
         raise RuntimeError("gunicorn did not start")
 
     def __exit__(self, *exc: object) -> None:
-        if not hasattr(self, "process"):
-            return
         self.process.terminate()
         self.process.wait(timeout=30)
 
