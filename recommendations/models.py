@@ -248,6 +248,9 @@ class Solution(models.Model):
         default=7,
         validators=[MinValueValidator(MIN_AUTO_TRAINING_DAYS), MaxValueValidator(MAX_AUTO_TRAINING_DAYS)],
     )
+    personalize_arn = models.CharField(
+        "Personalize ARN", max_length=256, blank=True, help_text="Set once created on Amazon Personalize."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -322,6 +325,9 @@ class SolutionVersion(models.Model):
     interactions_count = models.PositiveBigIntegerField(null=True, blank=True)
     users_count = models.PositiveIntegerField(null=True, blank=True)
     items_count = models.PositiveIntegerField(null=True, blank=True)
+    personalize_arn = models.CharField(
+        "Personalize ARN", max_length=256, blank=True, help_text="Set once created on Amazon Personalize."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -342,6 +348,7 @@ class CampaignBackend(models.TextChoices):
     """Which engine answers a campaign's requests."""
 
     LOCAL = "local", "Local engine"
+    PERSONALIZE = "personalize", "Amazon Personalize"
 
 
 class CampaignStatus(models.TextChoices):
@@ -365,6 +372,9 @@ class Campaign(models.Model):
     )
     campaign_config = models.JSONField(default=dict, blank=True, help_text="Personalize's campaignConfig.")
     backend = models.CharField(max_length=16, choices=CampaignBackend.choices, default=CampaignBackend.LOCAL)
+    personalize_arn = models.CharField(
+        "Personalize ARN", max_length=256, blank=True, help_text="Set once created on Amazon Personalize."
+    )
     status = models.CharField(max_length=20, choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE)
     failure_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -410,6 +420,9 @@ class Filter(models.Model):
     status = models.CharField(max_length=20, choices=FilterStatus.choices, default=FilterStatus.ACTIVE)
     failure_reason = models.TextField(blank=True)
     backend = models.CharField(max_length=16, choices=CampaignBackend.choices, default=CampaignBackend.LOCAL)
+    personalize_arn = models.CharField(
+        "Personalize ARN", max_length=256, blank=True, help_text="Set once created on Amazon Personalize."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -432,6 +445,12 @@ class EventTracker(models.Model):
     tracking_id = models.CharField(max_length=64, unique=True, default=_tracking_id, editable=False)
     status = models.CharField(max_length=20, choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE)
     backend = models.CharField(max_length=16, choices=CampaignBackend.choices, default=CampaignBackend.LOCAL)
+    personalize_arn = models.CharField(
+        "Personalize ARN", max_length=256, blank=True, help_text="Set once created on Amazon Personalize."
+    )
+    personalize_tracking_id = models.CharField(
+        max_length=64, blank=True, help_text="The trackingId Amazon Personalize issued for this tracker."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
