@@ -7,6 +7,7 @@ identical bytes: rows keep their stored order and values their canonical text.
 import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,14 @@ from catalog.models import DatasetGroup, EndUser, Interaction, Item, RecordSourc
 from catalog.schemas import RESERVED_FIELDS, DatasetType, FieldSpec, avro_schema_json, format_value
 from catalog.selectors import dataset_group_get, dataset_schema_fields
 
-__all__ = ["DEFAULT_INTERACTIONS_FIELDS", "ExportReport", "dataset_export"]
+__all__ = [
+    "DEFAULT_INTERACTIONS_FIELDS",
+    "ExportReport",
+    "ExportScope",
+    "dataset_csv_write",
+    "dataset_export",
+    "dataset_fields",
+]
 
 DEFAULT_INTERACTIONS_FIELDS = [
     RESERVED_FIELDS[DatasetType.INTERACTIONS][name]
@@ -47,20 +55,57 @@ class ExportReport:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class ExportScope:
+    """Which rows an export writes: everything by default, or only what changed (incremental imports).
+
+    Items and users count as changed when updated after `changed_since`; interactions when their id
+    is in (`interactions_after_id`, `interactions_through_id`] and their source is one of
+    `interaction_sources`.
+    """
+
+    changed_since: datetime | None = None
+    interactions_after_id: int | None = None
+    interactions_through_id: int | None = None
+    interaction_sources: tuple[str, ...] | None = None
+
+
+def dataset_fields(*, group: DatasetGroup, dataset_type: DatasetType) -> list[FieldSpec] | None:
+    """The exported columns of a dataset (interactions default to the required ones); None: no dataset."""
+    fields = dataset_schema_fields(dataset_group=group, dataset_type=dataset_type)
+    if fields is None and dataset_type is DatasetType.INTERACTIONS:
+        return DEFAULT_INTERACTIONS_FIELDS
+    return fields
+
+
+def dataset_csv_write(
+    *,
+    group: DatasetGroup,
+    dataset_type: DatasetType,
+    path: Path,
+    scope: ExportScope | None = None,
+    report: ExportReport | None = None,
+) -> int | None:
+    """Write one dataset's Personalize CSV to `path`; its row count (None: the group has no such data)."""
+    fields = dataset_fields(group=group, dataset_type=dataset_type)
+    if fields is None:
+        return None
+    rows = _ROWS[dataset_type](group, fields, report or ExportReport(), scope or ExportScope())
+    return _write_csv(path, [spec.name for spec in fields], rows)
+
+
 def dataset_export(*, dataset_group: str = "default", out: Path) -> ExportReport:
     """Write interactions.csv, items.csv, users.csv and `<dataset>_schema.json` to `out`."""
     group = dataset_group_get(name=dataset_group)
     out.mkdir(parents=True, exist_ok=True)
     report = ExportReport()
     for dataset_type in DatasetType:
-        fields = dataset_schema_fields(dataset_group=group, dataset_type=dataset_type)
-        if fields is None and dataset_type is DatasetType.INTERACTIONS:
-            fields = DEFAULT_INTERACTIONS_FIELDS
+        fields = dataset_fields(group=group, dataset_type=dataset_type)
         if fields is None:
             continue
         csv_path = out / f"{dataset_type}.csv"
-        rows = _ROWS[dataset_type](group, fields, report)
-        report.rows[dataset_type.value] = _write_csv(csv_path, [spec.name for spec in fields], rows)
+        rows = dataset_csv_write(group=group, dataset_type=dataset_type, path=csv_path, report=report)
+        report.rows[dataset_type.value] = rows or 0
         schema_path = out / f"{dataset_type}_schema.json"
         schema_path.write_text(avro_schema_json(dataset_type, fields), encoding="utf-8")
         report.files += [csv_path, schema_path]
@@ -82,8 +127,12 @@ def _epoch(moment: Any) -> str:
     return "" if moment is None else str(int(moment.timestamp()))
 
 
-def _item_rows(group: DatasetGroup, fields: list[FieldSpec], report: ExportReport) -> Iterator[list[str]]:
+def _item_rows(
+    group: DatasetGroup, fields: list[FieldSpec], report: ExportReport, scope: ExportScope
+) -> Iterator[list[str]]:
     items = Item.objects.filter(dataset_group=group).exclude(source=RecordSource.IMPLICIT).order_by("pk")
+    if scope.changed_since is not None:
+        items = items.filter(updated_at__gt=scope.changed_since)
     for item_id, created_at, metadata in items.values_list(
         "item_id", "creation_timestamp", "metadata"
     ).iterator(chunk_size=CHUNK):
@@ -94,16 +143,26 @@ def _item_rows(group: DatasetGroup, fields: list[FieldSpec], report: ExportRepor
         ]
 
 
-def _user_rows(group: DatasetGroup, fields: list[FieldSpec], report: ExportReport) -> Iterator[list[str]]:
+def _user_rows(
+    group: DatasetGroup, fields: list[FieldSpec], report: ExportReport, scope: ExportScope
+) -> Iterator[list[str]]:
     users = EndUser.objects.filter(dataset_group=group).exclude(source=RecordSource.IMPLICIT).order_by("pk")
+    if scope.changed_since is not None:
+        users = users.filter(updated_at__gt=scope.changed_since)
     for user_id, metadata in users.values_list("user_id", "metadata").iterator(chunk_size=CHUNK):
         yield [user_id if spec.is_reserved else format_value(metadata.get(spec.name)) for spec in fields]
 
 
 def _interaction_rows(
-    group: DatasetGroup, fields: list[FieldSpec], report: ExportReport
+    group: DatasetGroup, fields: list[FieldSpec], report: ExportReport, scope: ExportScope
 ) -> Iterator[list[str]]:
     interactions = Interaction.objects.filter(dataset_group=group).order_by("pk")
+    if scope.interactions_after_id is not None:
+        interactions = interactions.filter(pk__gt=scope.interactions_after_id)
+    if scope.interactions_through_id is not None:
+        interactions = interactions.filter(pk__lte=scope.interactions_through_id)
+    if scope.interaction_sources is not None:
+        interactions = interactions.filter(source__in=scope.interaction_sources)
     incomplete = Q(user__isnull=True) | Q(item__isnull=True)
     report.skipped_anonymous = interactions.filter(incomplete).count()
     columns = interactions.exclude(incomplete).values_list(

@@ -27,12 +27,18 @@ __all__ = [
     "DEFAULT_EXPLORATION_ITEM_AGE_CUT_OFF",
     "DEFAULT_EXPLORATION_WEIGHT",
     "SOLUTION_CONFIG_KEYS",
+    "BatchJob",
+    "BatchJobKind",
     "Campaign",
     "CampaignBackend",
     "CampaignStatus",
     "EventTracker",
     "Filter",
     "FilterStatus",
+    "PersonalizeDatasetGroup",
+    "PersonalizeImportJob",
+    "PersonalizeImportMode",
+    "PersonalizeStatus",
     "RecommendationRecord",
     "Solution",
     "SolutionVersion",
@@ -475,3 +481,145 @@ class RecommendationRecord(models.Model):
 
     def __str__(self) -> str:
         return self.recommendation_id
+
+
+# --- Amazon Personalize: the remote side of a dataset group, its import jobs, batch jobs ---------------
+
+
+class PersonalizeStatus(models.TextChoices):
+    """The states Recsite records for Personalize resources and jobs (Personalize's own words)."""
+
+    PENDING = "CREATE PENDING"
+    IN_PROGRESS = "CREATE IN_PROGRESS"
+    ACTIVE = "ACTIVE"
+    FAILED = "CREATE FAILED"
+
+
+class PersonalizeDatasetGroup(models.Model):
+    """A dataset group as provisioned on Amazon Personalize: the ARNs of its group, schemas and datasets."""
+
+    dataset_group = models.OneToOneField(DatasetGroup, on_delete=models.CASCADE, related_name="personalize")
+    name = models.CharField(max_length=63, help_text="The dataset group's name on Personalize.")
+    dataset_group_arn = models.CharField("dataset group ARN", max_length=256, blank=True)
+    schema_arns = models.JSONField(
+        default=dict, blank=True, help_text="Schema ARN per dataset type (interactions, items, users)."
+    )
+    dataset_arns = models.JSONField(default=dict, blank=True, help_text="Dataset ARN per dataset type.")
+    status = models.CharField(
+        max_length=20, choices=PersonalizeStatus.choices, default=PersonalizeStatus.PENDING
+    )
+    failure_reason = models.TextField(blank=True)
+    progress = models.CharField(max_length=200, blank=True, help_text="What provisioning waits for now.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "Personalize dataset group"
+
+    def __str__(self) -> str:
+        return f"{self.name} on Personalize ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        """True once ACTIVE or CREATE FAILED."""
+        return self.status in (PersonalizeStatus.ACTIVE, PersonalizeStatus.FAILED)
+
+
+class PersonalizeImportMode(models.TextChoices):
+    """CreateDatasetImportJob's importMode."""
+
+    FULL = "FULL"
+    INCREMENTAL = "INCREMENTAL"
+
+
+class PersonalizeImportJob(models.Model):
+    """One dataset's export to S3 and its CreateDatasetImportJob, with the rows it carried."""
+
+    personalize_group = models.ForeignKey(
+        PersonalizeDatasetGroup, on_delete=models.CASCADE, related_name="import_jobs"
+    )
+    dataset_type = models.CharField(max_length=16, help_text="interactions, items or users.")
+    import_mode = models.CharField(
+        max_length=12, choices=PersonalizeImportMode.choices, default=PersonalizeImportMode.FULL
+    )
+    job_name = models.CharField(max_length=63, unique=True)
+    s3_path = models.CharField("S3 path", max_length=256, blank=True, help_text="s3://bucket/key of the CSV.")
+    rows = models.PositiveBigIntegerField(null=True, blank=True, help_text="Rows written to the CSV.")
+    changed_since = models.DateTimeField(
+        null=True, blank=True, help_text="INCREMENTAL: items/users updated after this were exported."
+    )
+    interactions_after_id = models.BigIntegerField(
+        null=True, blank=True, help_text="INCREMENTAL: interactions with a larger id were exported."
+    )
+    interactions_through_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The largest interaction id the export could include."
+    )
+    exported_at = models.DateTimeField(null=True, blank=True, help_text="When the export read the database.")
+    personalize_arn = models.CharField("Personalize ARN", max_length=256, blank=True)
+    status = models.CharField(
+        max_length=20, choices=PersonalizeStatus.choices, default=PersonalizeStatus.PENDING
+    )
+    failure_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "Personalize import job"
+
+    def __str__(self) -> str:
+        return self.job_name
+
+    @property
+    def is_finished(self) -> bool:
+        """True once ACTIVE or CREATE FAILED."""
+        return self.status in (PersonalizeStatus.ACTIVE, PersonalizeStatus.FAILED)
+
+
+class BatchJobKind(models.TextChoices):
+    """Personalize's two batch jobs."""
+
+    INFERENCE = "inference", "Batch inference"
+    SEGMENT = "segment", "Batch segment"
+
+
+class BatchJob(models.Model):
+    """A batch inference or segment job: JSON-lines in, JSON-lines out, on S3 or in local storage."""
+
+    kind = models.CharField(max_length=10, choices=BatchJobKind.choices, default=BatchJobKind.INFERENCE)
+    backend = models.CharField(max_length=16, choices=CampaignBackend.choices, default=CampaignBackend.LOCAL)
+    name = models.CharField(max_length=63, unique=True, validators=[NAME_VALIDATOR])
+    solution_version = models.ForeignKey(SolutionVersion, on_delete=models.PROTECT, related_name="batch_jobs")
+    filter = models.ForeignKey(Filter, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    num_results = models.PositiveIntegerField(default=25)
+    job_config = models.JSONField(
+        default=dict, blank=True, help_text="batchInferenceJobConfig (e.g. itemExplorationConfig)."
+    )
+    input_path = models.CharField(
+        max_length=256, help_text="s3://bucket/key (Personalize) or a storage name (local) of the input."
+    )
+    output_path = models.CharField(
+        max_length=256,
+        help_text="s3://bucket/folder/ (Personalize) or a storage name (local) for the output.",
+    )
+    personalize_arn = models.CharField("Personalize ARN", max_length=256, blank=True)
+    status = models.CharField(
+        max_length=20, choices=PersonalizeStatus.choices, default=PersonalizeStatus.PENDING
+    )
+    failure_reason = models.TextField(blank=True)
+    records = models.PositiveIntegerField(null=True, blank=True, help_text="Input lines answered (local).")
+    errors = models.PositiveIntegerField(null=True, blank=True, help_text="Input lines that failed (local).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()}, {self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        """True once ACTIVE or CREATE FAILED."""
+        return self.status in (PersonalizeStatus.ACTIVE, PersonalizeStatus.FAILED)
