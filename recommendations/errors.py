@@ -3,6 +3,7 @@
 from django.core.exceptions import ObjectDoesNotExist
 
 __all__ = [
+    "BackendUnavailableError",
     "CampaignNotFoundError",
     "EventTrackerExistsError",
     "EventTrackerNotFoundError",
@@ -66,6 +67,10 @@ class TrackingInputError(RecommendationError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class BackendUnavailableError(RecommendationError):
+    """The campaign's backend cannot answer this request: not supported there, or not deployed there yet."""
 
 
 class FilterError(RecommendationError):
