@@ -42,6 +42,7 @@ from recommendations.artifacts import LoadedModel
 from recommendations.errors import RecommendationError
 from recommendations.models import (
     Campaign,
+    CampaignBackend,
     CampaignStatus,
     Filter,
     RecommendationRecord,
@@ -215,6 +216,13 @@ def campaign_default(*, recipes: Sequence[str]) -> Campaign:
     if campaign is None:
         raise DefaultCampaignNotFoundError(recipes)
     return campaign
+
+
+def _backend(campaign: Campaign) -> Any:
+    """The backend answering a campaign that is not local (Amazon Personalize)."""
+    from recommendations.backends.base import campaign_backend
+
+    return campaign_backend(campaign)
 
 
 def _campaign(name: str | None, recipes: Sequence[str]) -> Campaign:
@@ -394,6 +402,18 @@ def recommendation_list(
     _check_id("sessionId", session_id)
     _check_context(context)
     campaign = _campaign(campaign_name, USER_RECIPES)
+    if campaign.backend != CampaignBackend.LOCAL:
+        return _backend(campaign).recommend(
+            campaign=campaign,
+            user_id=user_id,
+            session_id=session_id,
+            num_results=num_results,
+            filter_name=filter_name,
+            filter_values=filter_values,
+            context=context,
+            promotion=promotion,
+            exclude_item_ids=exclude_item_ids,
+        )
     model = campaign_model(campaign=campaign, fresh=True)
     excluded = _exclusion(model, exclude_item_ids)
     mask = None
@@ -606,6 +626,15 @@ def related_item_list(
     _check_id("itemId", item_id)
     _check_id("userId", user_id)
     campaign = _campaign(campaign_name, RELATED_RECIPES)
+    if campaign.backend != CampaignBackend.LOCAL:
+        return _backend(campaign).related(
+            campaign=campaign,
+            item_id=item_id,
+            user_id=user_id,
+            num_results=num_results,
+            filter_name=filter_name,
+            filter_values=filter_values,
+        )
     model = campaign_model(campaign=campaign, fresh=True)
     mask = None
     if filter_name is not None:
@@ -663,6 +692,16 @@ def personalized_ranking(
     for item_id in item_ids:
         _check_id("itemIds entry", item_id)
     campaign = _campaign(campaign_name, RANKING_RECIPES)
+    if campaign.backend != CampaignBackend.LOCAL:
+        return _backend(campaign).rank(
+            campaign=campaign,
+            user_id=user_id,
+            item_ids=item_ids,
+            session_id=session_id,
+            filter_name=filter_name,
+            filter_values=filter_values,
+            context=context,
+        )
     model = campaign_model(campaign=campaign, fresh=True)
     wanted = list(item_ids)
     if filter_name is not None:
@@ -712,6 +751,15 @@ def user_segment(
     _check_id("itemId", item_id)
     recipes = ITEM_SEGMENT_RECIPES if item_id is not None else ATTRIBUTE_SEGMENT_RECIPES
     campaign = _campaign(campaign_name, recipes)
+    if campaign.backend != CampaignBackend.LOCAL:
+        return _backend(campaign).segment(
+            campaign=campaign,
+            item_id=item_id,
+            item_attributes=item_attributes,
+            num_results=num_results,
+            filter_name=filter_name,
+            filter_values=filter_values,
+        )
     model = campaign_model(campaign=campaign, fresh=True)
     user_mask = None
     if filter_name is not None:
