@@ -11,3 +11,14 @@ class RecommendationsConfig(AppConfig):
     name = "recommendations"
     verbose_name = "Recommendations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Forget cached serving rows whenever a campaign, version or filter changes in this process."""
+        from django.db.models.signals import post_delete, post_save
+
+        from recommendations.models import Campaign, Filter, SolutionVersion
+        from recommendations.row_cache import row_cache_clear
+
+        for model in (Campaign, Filter, SolutionVersion):
+            for signal in (post_save, post_delete):
+                signal.connect(row_cache_clear, sender=model, dispatch_uid=f"row-cache-{model.__name__}")

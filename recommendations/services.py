@@ -23,6 +23,7 @@ from recommendations.models import (
     auto_training_days,
     campaign_config_clean,
 )
+from recommendations.row_cache import row_cache_clear
 
 __all__ = [
     "UPDATE_MODE_RECIPES",
@@ -159,8 +160,10 @@ def campaigns_follow_version(*, version: SolutionVersion) -> int:
     """Point every `follows_latest` campaign of the version's solution at it (if newer); returns how many."""
     if version.status != SolutionVersionStatus.ACTIVE:
         return 0
-    return Campaign.objects.filter(
+    updated = Campaign.objects.filter(
         follows_latest=True,
         solution_version__solution_id=version.solution_id,
         solution_version_id__lt=version.pk,
     ).update(solution_version=version, updated_at=timezone.now())
+    row_cache_clear()  # a queryset update sends no signal
+    return updated

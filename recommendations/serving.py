@@ -49,6 +49,7 @@ from recommendations.models import (
     exploration_settings,
 )
 from recommendations.reasons import Explanation, ReasonKind, reason_texts
+from recommendations.row_cache import cached_row
 from recommendations.selectors import (
     MAX_NUM_RESULTS,
     RecommendationResult,
@@ -226,10 +227,11 @@ def _backend(campaign: Campaign) -> Any:
 
 
 def _campaign(name: str | None, recipes: Sequence[str]) -> Campaign:
+    """The campaign to serve (this process's copy, at most RECSITE_SERVING_CACHE_SECONDS old)."""
     if name is None:
-        return campaign_default(recipes=recipes)
+        return cached_row(("default-campaign", tuple(recipes)), lambda: campaign_default(recipes=recipes))
     _check_id("campaign", name)
-    return campaign_get(name=name)
+    return cached_row(("campaign", name), lambda: campaign_get(name=name))
 
 
 # --- candidate masks ---------------------------------------------------------------------------
@@ -239,7 +241,7 @@ def _filter_get(name: str, campaign: Campaign) -> Filter:
     from recommendations.filtering import filter_get
 
     _check_id("filter", name)
-    found = filter_get(name=name)
+    found = cached_row(("filter", name), lambda: filter_get(name=name))
     if found.dataset_group_id != campaign.dataset_group_id:
         raise RecommendationError(
             f"filter {name!r} belongs to another dataset group than campaign {campaign.name!r}"

@@ -59,6 +59,19 @@ class RecsiteSchema(strawberry.Schema):
         annotate_errors(errors)
 
 
+class QuerySetOptimizer(DjangoOptimizerExtension):
+    """strawberry-django's optimizer without its per-field middleware.
+
+    strawberry-django fields optimize their querysets themselves (through the optimizer this
+    extension installs for the operation), and our own resolvers call `optimize` where they
+    build a queryset; the inherited `resolve` hook would otherwise wrap every field of every
+    response (200 fields for a list of 25 items) only to look for querysets returned by plain
+    resolvers, which this schema doesn't have.
+    """
+
+    resolve = SchemaExtension.resolve
+
+
 def build_schema(*, debug: bool) -> strawberry.Schema:
     """The schema with its extensions; introspection and field suggestions are off unless `debug`."""
     limits = [
@@ -73,7 +86,7 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
         ParserCache,
         *(_with_rules(limit.validation_rules) for limit in limits),
         ValidationCache,
-        DjangoOptimizerExtension,
+        QuerySetOptimizer,
     ]
     config = StrawberryConfig(disable_field_suggestions=not debug)
     return RecsiteSchema(query=Query, mutation=Mutation, extensions=extensions, config=config)

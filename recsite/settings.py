@@ -140,6 +140,8 @@ RECSITE_ARTIFACT_CACHE = env.path("RECSITE_ARTIFACT_CACHE", default=BASE_DIR / "
 RECSITE_TRAINING_STALE_SECONDS = env.int("RECSITE_TRAINING_STALE_SECONDS", default=3600)
 RECSITE_HISTORY_LENGTH = env.int("RECSITE_HISTORY_LENGTH", default=500)
 RECSITE_CAMPAIGN_CHECK_SECONDS = env.float("RECSITE_CAMPAIGN_CHECK_SECONDS", default=0.0)
+# How long a process may serve from its copy of a campaign or filter row (recommendations/row_cache.py).
+RECSITE_SERVING_CACHE_SECONDS = env.float("RECSITE_SERVING_CACHE_SECONDS", default=1.0)
 CELERY_BEAT_SCHEDULE = {
     "recommendations-auto-retrain": {
         "task": "recommendations.tasks.auto_retrain_task",
