@@ -61,7 +61,7 @@ from recommendations.filters.parser import (
     check_filter_expression,
     parse_filter_expression,
 )
-from recommendations.models import Filter, FilterStatus
+from recommendations.models import CampaignBackend, Filter, FilterStatus
 
 __all__ = [
     "filter_cache_clear",
@@ -107,13 +107,28 @@ def filter_expression_check(*, dataset_group: DatasetGroup, expression: str) -> 
     return check_filter_expression(parsed, fields=filter_schema_fields(dataset_group=dataset_group))
 
 
-def filter_create(*, dataset_group: DatasetGroup, name: str, expression: str) -> Filter:
-    """Create an ACTIVE filter (CreateFilter); nothing is written when the name or expression is refused."""
+def filter_create(
+    *, dataset_group: DatasetGroup, name: str, expression: str, backend: str | None = None
+) -> Filter:
+    """Create an ACTIVE filter (CreateFilter); nothing is written when the name or expression is refused.
+
+    `backend` (default `RECSITE_BACKEND`) is where the filter lives; on `personalize` it is created
+    there too (CreateFilter, same expression) and nothing is written if Personalize refuses it.
+    """
+    from recommendations.backends.base import backend_get, default_backend_name
+
     filter_expression_check(dataset_group=dataset_group, expression=expression)
     if Filter.objects.filter(name=name).exists():
         raise FilterError(f"a filter named {name!r} already exists")
+    backend = backend or default_backend_name()
+    if backend not in CampaignBackend.values:
+        raise FilterError(f"backend must be one of {', '.join(CampaignBackend.values)}, not {backend!r}")
     instance = Filter(
-        dataset_group=dataset_group, name=name, expression=expression, status=FilterStatus.ACTIVE
+        dataset_group=dataset_group,
+        name=name,
+        expression=expression,
+        status=FilterStatus.ACTIVE,
+        backend=backend,
     )
     try:
         instance.full_clean()
@@ -123,6 +138,7 @@ def filter_create(*, dataset_group: DatasetGroup, name: str, expression: str) ->
     try:
         with transaction.atomic():
             instance.save()
+            backend_get(backend).filter_create(filter=instance)  # a refusal rolls the row back
     except IntegrityError:
         raise FilterError(f"a filter named {name!r} already exists") from None
     return instance
@@ -137,8 +153,11 @@ def filter_get(*, name: str) -> Filter:
 
 
 def filter_delete(*, name: str) -> Filter:
-    """Delete the named filter (DeleteFilter); returns it as it was."""
+    """Delete the named filter (DeleteFilter) from its backend, then its row; returns it as it was."""
+    from recommendations.backends.base import backend_get
+
     instance = filter_get(name=name)
+    backend_get(instance.backend).filter_delete(filter=instance)
     pk = instance.pk
     instance.delete()
     instance.pk = pk

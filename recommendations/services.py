@@ -113,9 +113,18 @@ def campaign_create(
     solution_version: SolutionVersion,
     campaign_config: Mapping[str, Any] | None = None,
     follows_latest: bool | None = None,
-    backend: str = CampaignBackend.LOCAL,
+    backend: str | None = None,
 ) -> Campaign:
-    """Create a campaign serving an ACTIVE version (CreateCampaign); the local backend deploys at once."""
+    """Create a campaign serving an ACTIVE version (CreateCampaign); the local backend deploys at once.
+
+    `backend` defaults to `RECSITE_BACKEND`.
+    """
+    from recommendations.backends.base import default_backend_name
+
+    backend = backend or default_backend_name()
+    if backend not in CampaignBackend.values:
+        choices = ", ".join(CampaignBackend.values)
+        raise SolutionConfigError(f"backend must be one of {choices}, not {backend!r}")
     config = campaign_config_clean(campaign_config)
     follows = (
         bool(config.get("syncWithLatestSolutionVersion", False)) if follows_latest is None else follows_latest

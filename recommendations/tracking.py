@@ -127,7 +127,10 @@ class PutRecordsResult:
 
 
 def event_tracker_create(*, dataset_group: DatasetGroup, name: str) -> EventTracker:
-    """Create the group's event tracker (CreateEventTracker); a group has at most one."""
+    """Create the group's event tracker (CreateEventTracker); a group has at most one.
+
+    The tracker lives on the `RECSITE_BACKEND` backend (provisioning creates it on Personalize).
+    """
     existing = EventTracker.objects.filter(dataset_group=dataset_group).first()
     if existing is not None:
         raise EventTrackerExistsError(
@@ -136,7 +139,9 @@ def event_tracker_create(*, dataset_group: DatasetGroup, name: str) -> EventTrac
         )
     if EventTracker.objects.filter(name=name).exists():
         raise EventTrackerExistsError(f"an event tracker named {name!r} already exists")
-    tracker = EventTracker(dataset_group=dataset_group, name=name)
+    from recommendations.backends.base import default_backend_name
+
+    tracker = EventTracker(dataset_group=dataset_group, name=name, backend=default_backend_name())
     try:
         tracker.full_clean()
     except Exception as error:  # ValidationError: show the field messages

@@ -29,8 +29,13 @@ from strawberry.http import GraphQLRequestData
 
 from catalog.errors import CatalogError, DatasetGroupNotFoundError
 from recommendations.errors import (
+    BackendUnavailableError,
     CampaignNotFoundError,
     FilterNotFoundError,
+    PersonalizeAlreadyExistsError,
+    PersonalizeError,
+    PersonalizeInvalidInputError,
+    PersonalizeNotFoundError,
     RecommendationError,
     SolutionNotFoundError,
 )
@@ -42,6 +47,7 @@ __all__ = [
     "FORBIDDEN",
     "INTERNAL_SERVER_ERROR",
     "NOT_FOUND",
+    "UNAVAILABLE",
     "RecsiteGraphQLView",
     "annotate_errors",
     "error_code",
@@ -55,6 +61,7 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 NOT_FOUND = "NOT_FOUND"
 FORBIDDEN = "FORBIDDEN"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+UNAVAILABLE = "UNAVAILABLE"  # what cannot be served now: a backend that is unreachable or lacks the resource
 UNEXPECTED_ERROR_MESSAGE = "Unexpected error."
 
 # Most specific first: the first class the original exception is an instance of wins.
@@ -66,7 +73,13 @@ ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
     (DefaultCampaignNotFoundError, NOT_FOUND),
     (FilterNotFoundError, NOT_FOUND),
     (SolutionNotFoundError, NOT_FOUND),
+    (BackendUnavailableError, UNAVAILABLE),
     (RecommendationError, BAD_USER_INPUT),
+    # Amazon Personalize: its answer about the request, else it cannot serve (unreachable, quota, config).
+    (PersonalizeNotFoundError, NOT_FOUND),
+    (PersonalizeInvalidInputError, BAD_USER_INPUT),
+    (PersonalizeAlreadyExistsError, BAD_USER_INPUT),
+    (PersonalizeError, UNAVAILABLE),
     (PermissionDenied, FORBIDDEN),
 )
 

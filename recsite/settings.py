@@ -109,8 +109,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
-# Recommendation backend and Amazon Personalize (used by later capabilities).
-RECSITE_BACKEND = env.str("RECSITE_BACKEND", default="local")
+# Recommendation backend of new campaigns, filters and event trackers, and Amazon Personalize.
+RECSITE_BACKEND = env.str("RECSITE_BACKEND", default="local").strip().lower()
+if RECSITE_BACKEND not in ("local", "personalize"):
+    raise ImproperlyConfigured(f"RECSITE_BACKEND must be local or personalize, not {RECSITE_BACKEND!r}.")
 AWS_REGION = env.str("AWS_REGION", default="")
 PERSONALIZE_ROLE_ARN = env.str("PERSONALIZE_ROLE_ARN", default="")
 PERSONALIZE_S3_BUCKET = env.str("PERSONALIZE_S3_BUCKET", default="")

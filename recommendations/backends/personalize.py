@@ -30,7 +30,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from django.apps import apps
 
 from catalog.models import EndUser, Interaction, Item
 from recommendations.backends.aws import aws_call, personalize_client, personalize_runtime_client
@@ -45,6 +44,7 @@ from recommendations.models import (
     Campaign,
     CampaignBackend,
     Filter,
+    PersonalizeDatasetGroup,
     RecommendationRecord,
     Solution,
 )
@@ -135,24 +135,17 @@ def filter_values_from_personalize(filter_values: Mapping[str, str] | None) -> d
 
 def personalize_dataset_group_arn(*, dataset_group_id: int) -> str:
     """The ARN of the group's dataset group on Personalize, as provisioning recorded it."""
-    try:
-        remote = apps.get_model("recommendations", "PersonalizeDatasetGroup")
-    except LookupError:
-        remote = None
-    arn = ""
-    if remote is not None:
-        arn = (
-            remote.objects.filter(dataset_group_id=dataset_group_id)
-            .values_list("dataset_group_arn", flat=True)
-            .first()
-            or ""
-        )
+    arn = (
+        PersonalizeDatasetGroup.objects.filter(dataset_group_id=dataset_group_id)
+        .values_list("dataset_group_arn", flat=True)
+        .first()
+    )
     if not arn:
         raise BackendUnavailableError(
             "the dataset group is not provisioned on Amazon Personalize yet (no dataset group ARN); "
             "provision it before creating filters there"
         )
-    return arn
+    return str(arn)
 
 
 def _campaign_arn(campaign: Campaign) -> str:
