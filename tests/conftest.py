@@ -56,10 +56,12 @@ def _tasks_in_process_unless_broker(request: pytest.FixtureRequest) -> Iterator[
 def _fresh_process_caches() -> None:
     """Forget per-process serving caches: primary keys are reused once a test's rows roll back."""
     from recommendations.filtering import filter_cache_clear
+    from recommendations.row_cache import row_cache_clear
     from recommendations.selectors import model_cache_clear
 
     filter_cache_clear()
     model_cache_clear()
+    row_cache_clear()
 
 
 @pytest.fixture
