@@ -16,6 +16,7 @@ __all__ = [
     "DatasetImportJob",
     "DatasetSchema",
     "EndUser",
+    "ForwardState",
     "ImportMode",
     "Interaction",
     "Item",
@@ -24,6 +25,30 @@ __all__ = [
 ]
 
 DEFAULT_DATASET_GROUP = "default"
+
+
+class ForwardState(models.IntegerChoices):
+    """Whether a row has been forwarded to Amazon Personalize (the outbox, recommendations/outbox.py).
+
+    Only rows written through putEvents / putItems / putUsers / the admin while the group's event
+    tracker is on Personalize become PENDING; bulk imports reach Personalize through dataset import
+    jobs and stay NONE, as does everything of a group on the local engine.
+    """
+
+    NONE = 0, "Not forwarded"
+    PENDING = 1, "Waiting to be sent to Personalize"
+    SENT = 2, "Accepted by Personalize"
+    REFUSED = 3, "Refused by Personalize as invalid; not retried"
+
+
+def _forward_state_field() -> models.PositiveSmallIntegerField:
+    # db_default too, so plain-SQL inserts (COPY imports, putEvents) that do not name the column get NONE.
+    return models.PositiveSmallIntegerField(
+        choices=ForwardState.choices,
+        default=ForwardState.NONE,
+        db_default=ForwardState.NONE,
+        editable=False,
+    )
 
 
 class DatasetGroup(models.Model):
@@ -35,6 +60,9 @@ class DatasetGroup(models.Model):
         validators=[RegexValidator(r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$", "Letters, digits, - and _ only.")],
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who forwards the group's outbox to Personalize now, on databases without row locks (SQLite).
+    outbox_lease_token = models.CharField(max_length=32, blank=True, default="", editable=False)
+    outbox_lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -88,13 +116,21 @@ class Item(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=8, choices=RecordSource.choices, default=RecordSource.PUT)
     updated_at = models.DateTimeField(auto_now=True)
+    forward_state = _forward_state_field()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["dataset_group", "item_id"], name="item_id_unique_in_group"),
         ]
         # The filters' catalog version reads the group's newest updated_at: an index look-up.
-        indexes = [models.Index(fields=["dataset_group", "updated_at"], name="item_group_updated")]
+        indexes = [
+            models.Index(fields=["dataset_group", "updated_at"], name="item_group_updated"),
+            models.Index(
+                fields=["dataset_group", "id"],
+                name="item_forward_pending",
+                condition=models.Q(forward_state=ForwardState.PENDING),
+            ),
+        ]
         ordering = ["item_id"]
 
     def __str__(self) -> str:
@@ -109,10 +145,18 @@ class EndUser(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=8, choices=RecordSource.choices, default=RecordSource.PUT)
     updated_at = models.DateTimeField(auto_now=True)
+    forward_state = _forward_state_field()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["dataset_group", "user_id"], name="user_id_unique_in_group"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["dataset_group", "id"],
+                name="enduser_forward_pending",
+                condition=models.Q(forward_state=ForwardState.PENDING),
+            ),
         ]
         ordering = ["user_id"]
         verbose_name = "end user"
@@ -161,6 +205,7 @@ class Interaction(models.Model):
     recommendation_id = models.CharField(max_length=MAX_ID_LENGTH, blank=True, default="")
     properties = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=8, choices=RecordSource.choices, default=RecordSource.PUT)
+    forward_state = _forward_state_field()
 
     class Meta:
         constraints = [
@@ -179,6 +224,12 @@ class Interaction(models.Model):
                 condition=~models.Q(session_id=""),
             ),
             models.Index(fields=["dataset_group", "timestamp"], name="interaction_group_time"),
+            # The outbox reads a group's unsent events in order: a small index of pending rows only.
+            models.Index(
+                fields=["dataset_group", "id"],
+                name="interaction_forward_pending",
+                condition=models.Q(forward_state=ForwardState.PENDING),
+            ),
         ]
         ordering = ["-timestamp", "-id"]
 

@@ -13,11 +13,15 @@ class RecommendationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Forget cached serving rows whenever a campaign, version or filter changes in this process."""
+        """Forget cached serving rows whenever a campaign, version or filter changes in this process;
+        have items and users changed in groups on Personalize forwarded by the outbox."""
         from django.db.models.signals import post_delete, post_save
 
         from recommendations.models import Campaign, Filter, SolutionVersion
+        from recommendations.outbox import connect_signals
         from recommendations.row_cache import row_cache_clear
+
+        connect_signals()
 
         for model in (Campaign, Filter, SolutionVersion):
             for signal in (post_save, post_delete):

@@ -20,11 +20,13 @@ with backoff (the version goes back to CREATE PENDING meanwhile).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +59,12 @@ __all__ = [
     "auto_retrain_task",
     "create_solution_version_task",
     "offline_metrics",
+    "outbox_forward_task",
+    "outbox_sweep_task",
     "training_progress",
 ]
+
+logger = logging.getLogger(__name__)
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 DOMAIN_ERRORS = (RecipeError, RecommendationError, CatalogError)
@@ -268,3 +274,52 @@ def auto_retrain_task() -> list[int]:
             version = solution_version_create(solution=solution, training_type=TrainingType.AUTOMATIC)
         created.append(version.pk)
     return created
+
+
+# --- The outbox to Amazon Personalize (issue 5; logic in recommendations/outbox.py) -------------------
+
+OUTBOX_IN_PROCESS_RETRIES = 2
+"""Without a broker a retry runs at once, in the request: only this many, then the rows wait for the
+next flush of the group (or the sweep, where a worker runs)."""
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def outbox_forward_task(self: Any, dataset_group_id: int, retry: bool = True) -> dict[str, Any]:
+    """Forward the group's pending events, items and users to Personalize; retry throttling with backoff.
+
+    `retry=False` (the sweep's runs) leaves a transient failure to the next sweep instead.
+    """
+    from recommendations.errors import PersonalizeRetryableError
+    from recommendations.outbox import outbox_forward, outbox_retry_countdown
+
+    try:
+        report = outbox_forward(dataset_group_id=dataset_group_id)
+    except (PersonalizeRetryableError, *TRANSIENT_ERRORS) as error:
+        limit = (
+            OUTBOX_IN_PROCESS_RETRIES
+            if self.request.is_eager
+            else getattr(settings, "RECSITE_OUTBOX_MAX_RETRIES", 8)
+        )
+        if not retry or self.request.retries >= limit:
+            logger.warning("outbox of group %s left pending: %r", dataset_group_id, error)
+            return {"left_pending": True, "error": str(error)}
+        raise self.retry(exc=error, countdown=outbox_retry_countdown(self.request.retries)) from error
+    if report.more and not self.request.is_eager:
+        transaction.on_commit(lambda: outbox_forward_task.delay(dataset_group_id, retry=retry))
+    return report.as_dict()
+
+
+@shared_task(acks_late=True)
+def outbox_sweep_task() -> list[int]:
+    """Re-enqueue the outbox of every group on Personalize with unsent rows (beat, every minute)."""
+    from recommendations.outbox import outbox_groups_pending
+
+    groups = outbox_groups_pending()
+    for group_id in groups:
+        # The sweep is itself the slow retry loop: its runs do not start retry chains of their own.
+        transaction.on_commit(partial(outbox_forward_task.delay, group_id, retry=False))
+    return groups
+
+
+# Amazon Personalize jobs and batch jobs live in their own module; imported here so the worker registers them.
+from recommendations import personalize_tasks as personalize_tasks  # noqa: E402

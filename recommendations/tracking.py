@@ -27,7 +27,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 
 from catalog.errors import MetadataError
-from catalog.models import DatasetGroup, EndUser, Interaction, Item, RecordSource
+from catalog.models import DatasetGroup, EndUser, ForwardState, Interaction, Item, RecordSource
 from catalog.schemas import MAX_ID_LENGTH, DatasetType, FieldSpec
 from catalog.selectors import dataset_schema_fields
 from catalog.services import end_user_upsert, item_upsert, metadata_clean
@@ -36,7 +36,8 @@ from recommendations.errors import (
     EventTrackerNotFoundError,
     TrackingInputError,
 )
-from recommendations.models import EventTracker
+from recommendations.models import CampaignBackend, EventTracker
+from recommendations.outbox import outbox_flush_on_commit
 
 __all__ = [
     "MAX_EVENTS_PER_CALL",
@@ -374,11 +375,11 @@ def _known(
     session_id: str,
     item_ids: Sequence[str],
     event_ids: Sequence[str],
-) -> tuple[bool, dict[str, int], dict[str, int], set[str], int]:
+) -> tuple[bool, dict[str, int], dict[str, int], set[str], int, bool]:
     """In one round trip: (tracker still there, user pk by id, item pk by id, stored event ids,
-    the session's anonymous events when a user is given)."""
+    the session's anonymous events when a user is given, the tracker forwards to Personalize)."""
     tracker_table = EventTracker._meta.db_table
-    parts = [f"SELECT 't', tracking_id, dataset_group_id FROM {tracker_table} WHERE tracking_id = %s"]
+    parts = [f"SELECT 't', backend, dataset_group_id FROM {tracker_table} WHERE tracking_id = %s"]
     params: list[Any] = [tracking_id]
 
     def part(kind: str, table: str, column: str, pk: str, values: Sequence[str]) -> None:
@@ -404,6 +405,7 @@ def _known(
     items: dict[str, int] = {}
     events: set[str] = set()
     anonymous = 0
+    forwarding = False
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
         for kind, external_id, pk in cursor.fetchall():
@@ -417,7 +419,8 @@ def _known(
                 anonymous = pk
             else:
                 found = pk == group_id
-    return found, users, items, events, anonymous
+                forwarding = external_id == CampaignBackend.PERSONALIZE
+    return found, users, items, events, anonymous, forwarding
 
 
 def _bare_records(model: type[Item] | type[EndUser], group_id: int, missing: Sequence[str]) -> dict[str, int]:
@@ -457,19 +460,26 @@ def _bare_records(model: type[Item] | type[EndUser], group_id: int, missing: Seq
 
 
 def _insert_events(
-    group_id: int, user_pk: int | None, session: str, rows: list[tuple[_Checked, int | None]]
+    group_id: int,
+    user_pk: int | None,
+    session: str,
+    rows: list[tuple[_Checked, int | None]],
+    forwarding: bool = False,
 ) -> int:
     """Insert the events in one statement; how many were stored (a concurrent call may have
-    stored the same eventId first: that event is skipped and not counted)."""
+    stored the same eventId first: that event is skipped and not counted). Events of a tracker
+    on Personalize are stored PENDING for the outbox; others take the column's default (NONE)."""
     source = RecordSource.PUT.value
     table = Interaction._meta.db_table
+    columns = _INTERACTION_COLUMNS + (("forward_state",) if forwarding else ())
     if connection.vendor == "postgresql":
         # One array per column: a dozen parameters whatever the number of events, so psycopg
         # caches the statement's parsing (it does not past 50 parameters).
         sql = (
-            f"INSERT INTO {table} ({', '.join(_INTERACTION_COLUMNS)}) "
+            f"INSERT INTO {table} ({', '.join(columns)}) "
             "SELECT %s, %s, %s, item, event_type, event_value, at, event_id, impression::jsonb, "
-            "recommendation_id, properties::jsonb, %s FROM unnest(%s::bigint[], %s::text[], "
+            f"recommendation_id, properties::jsonb, %s{', %s' if forwarding else ''} "
+            "FROM unnest(%s::bigint[], %s::text[], "
             "%s::float8[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[]) AS event("
             "item, event_type, event_value, at, event_id, impression, recommendation_id, properties) "
             "ON CONFLICT DO NOTHING RETURNING 1"
@@ -479,6 +489,7 @@ def _insert_events(
             user_pk,
             session,
             source,
+            *([ForwardState.PENDING.value] if forwarding else []),
             [item_pk for _, item_pk in rows],
             [event.event_type for event, _ in rows],
             [event.event_value for event, _ in rows],
@@ -507,11 +518,12 @@ def _insert_events(
                     event.recommendation_id,
                     _prep(Interaction, "properties", event.properties) if event.properties else empty_dict,
                     source,
+                    *([ForwardState.PENDING.value] if forwarding else []),
                 ]
             )
-        row = f"({', '.join(['%s'] * len(_INTERACTION_COLUMNS))})"
+        row = f"({', '.join(['%s'] * len(columns))})"
         sql = (
-            f"INSERT INTO {table} ({', '.join(_INTERACTION_COLUMNS)}) "
+            f"INSERT INTO {table} ({', '.join(columns)}) "
             f"VALUES {', '.join([row] * len(rows))} ON CONFLICT DO NOTHING RETURNING 1"
         )
     with connection.cursor() as cursor:
@@ -554,7 +566,7 @@ def put_events(
         unique.append(event)
     item_ids = list(dict.fromkeys(e.item_id for e in unique if e.item_id is not None))
     with transaction.atomic():
-        found, users, items, stored, anonymous = _known(
+        found, users, items, stored, anonymous, forwarding = _known(
             tracking_id, group_id, user_id=user, session_id=session, item_ids=item_ids, event_ids=list(seen)
         )
         if not found:
@@ -584,7 +596,10 @@ def put_events(
                 user_pk,
                 session,
                 [(e, items[e.item_id] if e.item_id is not None else None) for e in unique],
+                forwarding,
             )
+            if forwarding and recorded:
+                outbox_flush_on_commit(dataset_group_id=group_id)
         attributed = 0
         if user_pk is not None and anonymous:
             with connection.cursor() as cursor:

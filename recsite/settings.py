@@ -144,10 +144,26 @@ RECSITE_HISTORY_LENGTH = env.int("RECSITE_HISTORY_LENGTH", default=500)
 RECSITE_CAMPAIGN_CHECK_SECONDS = env.float("RECSITE_CAMPAIGN_CHECK_SECONDS", default=0.0)
 # How long a process may serve from its copy of a campaign or filter row (recommendations/row_cache.py).
 RECSITE_SERVING_CACHE_SECONDS = env.float("RECSITE_SERVING_CACHE_SECONDS", default=1.0)
+# The outbox to Amazon Personalize (recommendations/outbox.py): how long after a commit the flush runs (one
+# queued flush serves a process's commits meanwhile), rows per claimed chunk and per task run, retries of
+# throttling / outages (exponential from the base, capped), the sender lease without row locks (SQLite),
+# and how often beat sweeps groups with unsent rows.
+RECSITE_OUTBOX_FLUSH_DELAY_SECONDS = env.float("RECSITE_OUTBOX_FLUSH_DELAY_SECONDS", default=1.0)
+RECSITE_OUTBOX_CHUNK_ROWS = env.int("RECSITE_OUTBOX_CHUNK_ROWS", default=100)
+RECSITE_OUTBOX_MAX_ROWS_PER_RUN = env.int("RECSITE_OUTBOX_MAX_ROWS_PER_RUN", default=5000)
+RECSITE_OUTBOX_MAX_RETRIES = env.int("RECSITE_OUTBOX_MAX_RETRIES", default=8)
+RECSITE_OUTBOX_RETRY_BASE_SECONDS = env.float("RECSITE_OUTBOX_RETRY_BASE_SECONDS", default=2.0)
+RECSITE_OUTBOX_RETRY_MAX_SECONDS = env.float("RECSITE_OUTBOX_RETRY_MAX_SECONDS", default=300.0)
+RECSITE_OUTBOX_LEASE_SECONDS = env.float("RECSITE_OUTBOX_LEASE_SECONDS", default=300.0)
+RECSITE_OUTBOX_SWEEP_SECONDS = env.float("RECSITE_OUTBOX_SWEEP_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     "recommendations-auto-retrain": {
         "task": "recommendations.tasks.auto_retrain_task",
         "schedule": env.int("RECSITE_AUTO_TRAINING_CHECK_SECONDS", default=3600),
+    },
+    "recommendations-outbox-sweep": {
+        "task": "recommendations.tasks.outbox_sweep_task",
+        "schedule": RECSITE_OUTBOX_SWEEP_SECONDS,
     },
 }
 
