@@ -14,10 +14,11 @@ import pytest
 from botocore.stub import Stubber
 from django.db.models import Count
 
-from catalog.models import DatasetGroup, Item
+from catalog.models import DatasetGroup, EndUser, Item
 from recommendations import serving
 from recommendations.backends import aws
 from recommendations.backends.base import RecommendationBackend, backend_get, campaign_backend
+from recommendations.errors import BackendUnavailableError
 from recommendations.filtering import filter_create
 from recommendations.models import Campaign, Filter, RecommendationRecord
 from tests.recommendations.backends.conftest import (
@@ -32,6 +33,7 @@ from tests.recommendations.backends.conftest import (
 pytestmark = pytest.mark.django_db
 
 RECIPES = {
+    "segment": "aws-item-affinity",
     "user": "aws-user-personalization",
     "related": "aws-sims",
     "ranking": "aws-personalized-ranking",
@@ -182,9 +184,9 @@ def test_excluded_items_never_come_back(served: Served) -> None:
         {"campaignArn": campaign.personalize_arn, "numResults": 7, "userId": user.user_id},
         {"itemList": predicted(shown + item_ids(served.group, 5, offset=2)), "recommendationId": "RID-x"},
     )
-    # When 5 recommendations are asked excluding them
-    answer = serving.recommendation_list(
-        campaign_name=campaign.name, user_id=user.user_id, num_results=5, exclude_item_ids=shown
+    # When the campaign's backend is asked for 5 recommendations excluding them
+    answer = campaign_backend(campaign).recommend(
+        campaign=campaign, user_id=user.user_id, num_results=5, exclude_item_ids=shown
     )
     # Then 5 items come back and none of them is excluded
     assert_catalog_list(answer, served.group, 5)
@@ -208,8 +210,8 @@ def test_related_items_leave_out_the_item_and_name_it_in_their_reasons(served: S
             "recommendationId": "RID-related",
         },
     )
-    # When related items are asked
-    answer = serving.related_item_list(campaign_name=campaign.name, item_id=anchor.item_id, num_results=6)
+    # When the campaign's backend is asked for related items
+    answer = campaign_backend(campaign).related(campaign=campaign, item_id=anchor.item_id, num_results=6)
     # Then 6 other catalog items come back, each "Similar to" the item
     assert_catalog_list(answer, served.group, 6)
     assert anchor.item_id not in {item.item_id for item in answer.items}
@@ -228,8 +230,8 @@ def test_ranking_returns_the_given_items_with_unknown_ones_last_and_unscored(ser
         {"campaignArn": campaign.personalize_arn, "userId": user.user_id, "inputList": wanted},
         {"personalizedRanking": predicted([*reversed(known), "not-in-the-catalog"], scored=5)},
     )
-    # When they are ranked for the user
-    answer = serving.personalized_ranking(campaign_name=campaign.name, user_id=user.user_id, item_ids=wanted)
+    # When the campaign's backend ranks them for the user
+    answer = campaign_backend(campaign).rank(campaign=campaign, user_id=user.user_id, item_ids=wanted)
     # Then the same six come back, the unknown one last, unscored and said to be not ranked yet
     ids = [item.item_id for item in answer.items]
     assert sorted(ids) == sorted(wanted) and ids[-1] == "not-in-the-catalog"
@@ -239,3 +241,25 @@ def test_ranking_returns_the_given_items_with_unknown_ones_last_and_unscored(ser
     assert all(isinstance(text, str) and text for text in reasons)
     assert reasons[-1] == "New since the last training, so not ranked yet"
     assert RecommendationRecord.objects.get(recommendation_id=answer.recommendation_id).item_ids == ids
+
+
+def test_segments_are_answered_locally_and_refused_on_personalize(served: Served) -> None:
+    # Given an item-affinity campaign and the most interacted item
+    campaign = served.campaign("segment")
+    item = (
+        Item.objects.filter(dataset_group=served.group)
+        .annotate(n=Count("interactions"))
+        .order_by("-n", "item_id")
+        .first()
+    )
+    backend = campaign_backend(campaign)
+    if served.backend == "personalize":
+        # When a segment is asked of Personalize / Then it says it has batch segment jobs only
+        with pytest.raises(BackendUnavailableError, match="batch segment jobs only"):
+            backend.segment(campaign=campaign, item_id=item.item_id, num_results=5)
+        return
+    # When a segment is asked of the local engine / Then 5 known users come back, best first
+    segment = backend.segment(campaign=campaign, item_id=item.item_id, num_results=5)
+    assert len(segment.user_ids) == 5 == len(set(segment.user_ids))
+    assert EndUser.objects.filter(dataset_group=served.group, user_id__in=segment.user_ids).count() == 5
+    assert segment.scores == sorted(segment.scores, reverse=True)
