@@ -183,3 +183,7 @@ PERSONALIZE_ENDPOINT_URL = env.str("PERSONALIZE_ENDPOINT_URL", default="")
 PERSONALIZE_RUNTIME_ENDPOINT_URL = env.str("PERSONALIZE_RUNTIME_ENDPOINT_URL", default="")
 PERSONALIZE_EVENTS_ENDPOINT_URL = env.str("PERSONALIZE_EVENTS_ENDPOINT_URL", default="")
 S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
+
+# The Personalize-compatible endpoint (/personalize/, recommendations/compat/): until API keys exist,
+# it accepts any SigV4 credentials when this is on (default: DEBUG) and refuses every request otherwise.
+RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS = env.bool("RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS", default=DEBUG)

@@ -1,7 +1,7 @@
-"""URL routes: the admin and the GraphQL endpoint."""
+"""URL routes: the admin, the GraphQL endpoint and the Personalize-compatible endpoint."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from recsite.graphql_view import RecsiteGraphQLView
 from recsite.schema import schema
@@ -9,4 +9,5 @@ from recsite.schema import schema
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("graphql/", RecsiteGraphQLView.as_view(schema=schema), name="graphql"),
+    path("personalize/", include("recommendations.compat.urls")),
 ]

@@ -1,0 +1,320 @@
+"""Amazon Personalize's JSON protocol (restJson1): request bodies, ARNs, credentials and error shapes.
+
+Everything here is about the wire, nothing about recommendations: `read_body` turns any request
+body into a JSON object or an `InvalidInputException`; `Fields` reads typed members from it with
+the request path in every message; `error_response` answers in the shape boto3 parses into
+`ClientError` (`x-amzn-ErrorType` header, `{"__type", "message"}` body); `domain_error` maps the
+recommendations app's exceptions to Personalize's error codes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+
+from catalog.errors import CatalogError, DatasetGroupNotFoundError
+from recommendations.errors import (
+    CampaignNotFoundError,
+    FilterNotFoundError,
+    RecommendationError,
+)
+
+__all__ = [
+    "INVALID_INPUT",
+    "RESOURCE_NOT_FOUND",
+    "UNKNOWN_OPERATION",
+    "UNRECOGNIZED_CLIENT",
+    "CompatError",
+    "Fields",
+    "access_key_id",
+    "credentials_check",
+    "dataset_arn_group",
+    "domain_error",
+    "error_response",
+    "filter_values",
+    "invalid",
+    "json_response",
+    "read_body",
+    "resource_name",
+]
+
+logger = logging.getLogger(__name__)
+
+INVALID_INPUT = "InvalidInputException"
+RESOURCE_NOT_FOUND = "ResourceNotFoundException"
+UNRECOGNIZED_CLIENT = "UnrecognizedClientException"
+UNKNOWN_OPERATION = "UnknownOperationException"
+INTERNAL_FAILURE = "InternalFailure"
+STATUS = {INVALID_INPUT: 400, RESOURCE_NOT_FOUND: 404, UNRECOGNIZED_CLIENT: 403, UNKNOWN_OPERATION: 404}
+
+ARN = re.compile(r"^arn:[a-z\d-]+:personalize:[^:]*:[^:]*:(?P<kind>[a-z-]+)/(?P<name>.+)$")
+FILTER_VALUE_NAME = re.compile(r"^[A-Za-z0-9_]{1,50}$")
+MAX_FILTER_VALUE_LENGTH = 1000
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
+
+
+class CompatError(Exception):
+    """A request refused with one of Personalize's error codes; the message is shown to the caller."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status or STATUS.get(code, 400)
+
+
+def invalid(message: str) -> CompatError:
+    """An InvalidInputException (HTTP 400)."""
+    return CompatError(INVALID_INPUT, message)
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+
+def _request_id_headers(response: HttpResponse) -> HttpResponse:
+    response["x-amzn-RequestId"] = str(uuid.uuid4())
+    return response
+
+
+def json_response(payload: Mapping[str, Any]) -> HttpResponse:
+    """A 200 answer with a JSON body."""
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _request_id_headers(HttpResponse(body, content_type="application/json"))
+
+
+def error_response(error: CompatError) -> HttpResponse:
+    """Personalize's error shape: boto3 raises ClientError with `error.code` as Error.Code."""
+    body = json.dumps({"__type": error.code, "message": error.message}, ensure_ascii=False)
+    response = HttpResponse(body, status=error.status, content_type="application/x-amz-json-1.1")
+    response["x-amzn-ErrorType"] = error.code
+    return _request_id_headers(response)
+
+
+def domain_error(error: Exception) -> CompatError:
+    """Personalize's code for an exception of our services (unknown ones are an internal failure)."""
+    if isinstance(error, CompatError):
+        return error
+    not_found = (CampaignNotFoundError, FilterNotFoundError, DatasetGroupNotFoundError, ObjectDoesNotExist)
+    if isinstance(error, not_found):  # ObjectDoesNotExist covers EventTrackerNotFoundError
+        return CompatError(RESOURCE_NOT_FOUND, str(error))
+    if isinstance(error, RecommendationError | CatalogError):
+        return invalid(str(error))
+    logger.exception("Personalize-compatible endpoint: unexpected error", exc_info=error)
+    return CompatError(INTERNAL_FAILURE, "An internal error occurred.", status=500)
+
+
+# --- credentials ---------------------------------------------------------------------------------
+
+
+def access_key_id(request: HttpRequest) -> str | None:
+    """The access key id of a SigV4 `Authorization` header, or None when the request is unsigned."""
+    match = _CREDENTIAL.search(request.headers.get("Authorization", ""))
+    return match.group(1) if match else None
+
+
+def credentials_check(request: HttpRequest) -> None:
+    """Accept the request's credentials or raise UnrecognizedClientException (HTTP 403).
+
+    API keys do not exist yet: with RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS (default: DEBUG) any
+    credentials, or none, are accepted; without it every request is refused.
+    """
+    if getattr(settings, "RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS", False):
+        return
+    raise CompatError(
+        UNRECOGNIZED_CLIENT,
+        "The security token included in the request is invalid: this server accepts no credentials "
+        "yet (set RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS=1 for development).",
+    )
+
+
+# --- request bodies ------------------------------------------------------------------------------
+
+
+def read_body(request: HttpRequest) -> Fields:
+    """The request's JSON object; anything else (too big, not UTF-8, not JSON, not an object) is refused."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise invalid(
+            f"the request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+        ) from None
+    if not raw.strip():
+        return Fields({}, "")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid("the request body is not UTF-8") from None
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        raise invalid("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise invalid("the request body must be a JSON object")
+    return Fields(body, "")
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Typed reads of a JSON object's members; a wrong type names the member's path."""
+
+    data: Mapping[str, Any]
+    path: str
+
+    def where(self, name: str) -> str:
+        """The member's path in the request, e.g. `promotions[0].filterArn`."""
+        return f"{self.path}.{name}" if self.path else name
+
+    def _get(self, name: str, required: bool) -> Any:
+        value = self.data.get(name)
+        if value is None and required:
+            raise invalid(f"{self.where(name)} is required")
+        return value
+
+    def string(self, name: str, *, required: bool = False, max_length: int = 256) -> str | None:
+        """A string member of 1 to `max_length` characters."""
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise invalid(f"{self.where(name)} must be a string")
+        if not 1 <= len(value) <= max_length:
+            raise invalid(f"{self.where(name)} must be 1 to {max_length} characters long")
+        return value
+
+    def integer(self, name: str, *, required: bool = False) -> int | None:
+        """A whole-number member."""
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise invalid(f"{self.where(name)} must be an integer")
+        return value
+
+    def number(self, name: str, *, required: bool = False) -> float | None:
+        """A numeric member (the service checks its range)."""
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise invalid(f"{self.where(name)} must be a number")
+        return float(value)
+
+    def strings(self, name: str, *, required: bool = False, max_items: int | None = None) -> list[str] | None:
+        """A list of strings."""
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise invalid(f"{self.where(name)} must be a list of strings")
+        if max_items is not None and len(value) > max_items:
+            raise invalid(f"{self.where(name)} may hold at most {max_items} entries, got {len(value)}")
+        return value
+
+    def string_map(self, name: str) -> dict[str, str] | None:
+        """An object whose values are all strings."""
+        value = self._get(name, False)
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise invalid(f"{self.where(name)} must be an object of string values")
+        return value
+
+    def objects(self, name: str, *, required: bool = False, max_items: int | None = None) -> list[Fields]:
+        """A list of objects, each readable as Fields."""
+        value = self._get(name, required)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise invalid(f"{self.where(name)} must be a list of objects")
+        if max_items is not None and len(value) > max_items:
+            raise invalid(f"{self.where(name)} may hold at most {max_items} entries, got {len(value)}")
+        return [Fields(item, f"{self.where(name)}[{n}]") for n, item in enumerate(value)]
+
+    def object(self, name: str) -> Fields | None:
+        """A nested object."""
+        value = self._get(name, False)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise invalid(f"{self.where(name)} must be an object")
+        return Fields(value, self.where(name))
+
+    def json_text(self, name: str, *, max_length: int) -> str | dict[str, Any] | None:
+        """A JSON-object member sent as text (boto3's `properties`) or, leniently, as an object."""
+        value = self._get(name, False)
+        if value is None or isinstance(value, dict):
+            return value
+        if not isinstance(value, str):
+            raise invalid(f"{self.where(name)} must be a string holding a JSON object")
+        if not 1 <= len(value) <= max_length:
+            raise invalid(f"{self.where(name)} must be 1 to {max_length} characters long")
+        return value
+
+
+# --- ARNs and filter values ----------------------------------------------------------------------
+
+
+def resource_name(arn: str, kind: str, member: str) -> str:
+    """The Recsite name in `arn:aws:personalize:<region>:<account>:<kind>/<name>`."""
+    match = ARN.match(arn)
+    if match is None or match.group("kind") != kind or "/" in match.group("name"):
+        raise invalid(
+            f"{member} {arn!r} is not a {kind} ARN (arn:aws:personalize:<region>:<account>:{kind}/<name>)"
+        )
+    return match.group("name")
+
+
+def dataset_arn_group(arn: str, dataset_type: str, member: str = "datasetArn") -> str:
+    """The dataset group name in `arn:aws:personalize:<region>:<account>:dataset/<group>/<ITEMS|USERS>`."""
+    match = ARN.match(arn)
+    group, _, kind = match.group("name").rpartition("/") if match else ("", "", "")
+    if match is None or match.group("kind") != "dataset" or not group or "/" in group:
+        raise invalid(
+            f"{member} {arn!r} is not a dataset ARN "
+            f"(arn:aws:personalize:<region>:<account>:dataset/<dataset group>/{dataset_type})"
+        )
+    if kind.upper() != dataset_type:
+        raise invalid(f"{member} names the {kind} dataset; this operation writes the {dataset_type} dataset")
+    return group
+
+
+def _filter_value_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(value)
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def filter_values(raw: Mapping[str, str] | None, member: str = "filterValues") -> dict[str, list[str]] | None:
+    """Personalize's JSON-quoted form, `{"GENRE": "\\"Comedy\\",\\"Drama\\""}`, as `{"GENRE": [...]}`."""
+    if not raw:
+        return None
+    parsed: dict[str, list[str]] = {}
+    for name, text in raw.items():
+        if not FILTER_VALUE_NAME.match(name):
+            raise invalid(f"{member} key {name!r} must be 1 to 50 letters, digits or _")
+        if len(text) > MAX_FILTER_VALUE_LENGTH:
+            raise invalid(f"{member}[{name!r}] may be at most {MAX_FILTER_VALUE_LENGTH} characters long")
+        try:
+            values = json.loads(f"[{text}]")
+            parsed[name] = [_filter_value_text(value) for value in values]
+        except (ValueError, RecursionError):
+            raise invalid(
+                f"{member}[{name!r}] must be JSON-quoted values separated by commas, "
+                f'e.g. "\\"Comedy\\",\\"Drama\\""'
+            ) from None
+        if not parsed[name]:
+            raise invalid(f"{member}[{name!r}] holds no value")
+    return parsed
