@@ -370,6 +370,20 @@ def test_what_personalize_cannot_serve_is_unavailable(
     assert "not created on Amazon Personalize" in local_filter["errors"][0]["message"]
 
 
+@pytest.mark.django_db
+def test_a_personalize_campaign_without_aws_settings_is_unavailable_naming_the_setting(
+    demo: DatasetGroup, personalize_campaign: Callable[..., Campaign], settings: Any
+) -> None:
+    # Given a Personalize campaign and no AWS_REGION configured
+    campaign = personalize_campaign("aws-user-personalization")
+    settings.AWS_REGION = ""
+    # When recommendations are asked
+    body = gql(f'{{ recommendations(userId: "u", campaign: "{campaign.name}") {{ recommendationId }} }}')
+    # Then the operator's mistake is named, not hidden behind a fallback
+    assert codes(body) == ["UNAVAILABLE"]
+    assert "AWS_REGION" in body["errors"][0]["message"]
+
+
 # --- filters on Personalize ---------------------------------------------------------------------------
 
 
