@@ -323,7 +323,3 @@ def outbox_sweep_task() -> list[int]:
 
 # Amazon Personalize jobs and batch jobs live in their own module; imported here so the worker registers them.
 from recommendations import personalize_tasks as personalize_tasks  # noqa: E402
-
-
-# Amazon Personalize jobs and batch jobs live in their own module; imported here so the worker registers them.
-from recommendations import personalize_tasks as personalize_tasks  # noqa: E402

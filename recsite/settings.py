@@ -187,3 +187,19 @@ S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
 # The Personalize-compatible endpoint (/personalize/, recommendations/compat/): until API keys exist,
 # it accepts any SigV4 credentials when this is on (default: DEBUG) and refuses every request otherwise.
 RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS = env.bool("RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS", default=DEBUG)
+
+# Amazon Personalize jobs (recommendations/personalize_jobs.py, personalize_tasks.py, batch.py): the S3
+# key prefix of exports, how often a task polls a job still being created (and for how long), how often it
+# retries a transient AWS error, how many polls an in-process task (no broker) makes before leaving the job
+# in progress, and how often beat imports rows changed since the last import (0: never).
+PERSONALIZE_S3_PREFIX = env.str("PERSONALIZE_S3_PREFIX", default="recsite")
+PERSONALIZE_POLL_SECONDS = env.int("PERSONALIZE_POLL_SECONDS", default=60)
+PERSONALIZE_MAX_POLLS = env.int("PERSONALIZE_MAX_POLLS", default=2000)
+PERSONALIZE_MAX_ERROR_RETRIES = env.int("PERSONALIZE_MAX_ERROR_RETRIES", default=5)
+PERSONALIZE_EAGER_POLLS = env.int("PERSONALIZE_EAGER_POLLS", default=5)
+PERSONALIZE_IMPORT_INTERVAL_SECONDS = env.int("PERSONALIZE_IMPORT_INTERVAL_SECONDS", default=86_400)
+if PERSONALIZE_IMPORT_INTERVAL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["personalize-incremental-import"] = {
+        "task": "recommendations.personalize_tasks.personalize_incremental_import_task",
+        "schedule": PERSONALIZE_IMPORT_INTERVAL_SECONDS,
+    }
