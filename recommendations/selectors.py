@@ -15,6 +15,7 @@ an event counts on the very next request. Anonymous visitors are served by `sess
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 import time
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Q
+from django.db import connection
 
 from catalog.models import DatasetGroup, EndUser, Interaction
 from recommendations.artifacts import LoadedModel, model_load
@@ -39,7 +40,7 @@ from recommendations.models import (
     SolutionVersionStatus,
     exploration_settings,
 )
-from recommendations.training_data import solution_event_selection
+from recommendations.training_data import epoch_sql, solution_event_selection
 
 __all__ = [
     "MAX_NUM_RESULTS",
@@ -54,6 +55,7 @@ __all__ = [
     "campaign_segment",
     "model_cache_clear",
     "new_items",
+    "recipe_explores",
     "solution_get",
     "solution_version_latest",
     "user_history",
@@ -241,35 +243,28 @@ def user_history(
     """The user's (and/or session's) newest events from the database, oldest first, as model indices."""
     limit = int(getattr(settings, "RECSITE_HISTORY_LENGTH", 500))
     group_id = dataset_group if isinstance(dataset_group, int) else dataset_group.pk
-    events = Interaction.objects.filter(dataset_group_id=group_id, item__isnull=False)
-    columns = ("item_id", "timestamp", "event_type", "event_value")
     rows: list[tuple[Any, ...]] = []
-    if user_id:
-        # The user's primary key first (the unique (group, user_id) index), then their events by the
-        # (user, -timestamp) index: one join would let a planner without statistics walk the group.
-        user_pk = (
-            EndUser.objects.filter(dataset_group_id=group_id, user_id=user_id)
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if user_pk is None:
-            session_id = session_id or user_id  # Personalize: a new userId equal to a sessionId
-        else:
-            rows = list(
-                Interaction.objects.filter(user_id=user_pk, item__isnull=False)
-                .order_by("-timestamp", "-id")
-                .values_list(*columns)[:limit]
-            )
-    if session_id:
-        anonymous = events.filter(Q(user__isnull=True), session_id=session_id)
-        rows += list(anonymous.order_by("-timestamp", "-id").values_list(*columns)[:limit])
-        rows.sort(key=lambda row: row[1], reverse=True)
-        rows = rows[:limit]
+    with connection.cursor() as cursor:
+        if user_id:
+            # The user's primary key first (the unique (group, user_id) index), then their events by
+            # the (user, -timestamp) index: one join would let a planner without statistics walk the group.
+            cursor.execute(_history_sql("user"), [group_id, user_id])
+            found = cursor.fetchone()
+            if found is None:
+                session_id = session_id or user_id  # Personalize: a new userId equal to a sessionId
+            else:
+                cursor.execute(_history_sql("user_events"), [found[0], limit])
+                rows = cursor.fetchall()
+        if session_id:
+            cursor.execute(_history_sql("session_events"), [group_id, session_id, limit])
+            rows += cursor.fetchall()
+            rows.sort(key=lambda row: row[1], reverse=True)
+            rows = rows[:limit]
     if not rows:
         return History.empty()
     rows.reverse()  # oldest first
     index = model.item_index_of_pks(np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)))
-    timestamp = np.fromiter((int(row[1].timestamp()) for row in rows), dtype=np.int64, count=len(rows))
+    timestamp = np.fromiter((row[1] for row in rows), dtype=np.int64, count=len(rows))
     weight = _history_weights(model, rows)
     keep = index >= 0
     if weight is not None:
@@ -279,6 +274,27 @@ def user_history(
         timestamp=timestamp[keep],
         weight=None if weight is None else weight[keep],
     )
+
+
+_HISTORY_SQL: dict[str, str] = {}
+
+
+def _history_sql(name: str) -> str:
+    """The plain SQL of the history reads (the ORM's query building cost more than the queries)."""
+    if not _HISTORY_SQL:
+        quote = connection.ops.quote_name
+        users, events = quote(EndUser._meta.db_table), quote(Interaction._meta.db_table)
+        columns = f"item_id, {epoch_sql('timestamp')}, event_type, event_value"
+        newest = "ORDER BY timestamp DESC, id DESC LIMIT %s"
+        _HISTORY_SQL.update(
+            user=f"SELECT id FROM {users} WHERE dataset_group_id = %s AND user_id = %s",
+            user_events=f"SELECT {columns} FROM {events} WHERE user_id = %s AND item_id IS NOT NULL {newest}",
+            session_events=(
+                f"SELECT {columns} FROM {events} WHERE dataset_group_id = %s AND user_id IS NULL "
+                f"AND session_id = %s AND item_id IS NOT NULL {newest}"
+            ),
+        )
+    return _HISTORY_SQL[name]
 
 
 def _history_weights(model: LoadedModel, rows: list[tuple[Any, ...]]) -> np.ndarray | None:
@@ -370,6 +386,17 @@ def _datetime(epoch: int) -> Any:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def recipe_explores(recipe: Recipe) -> bool:
+    """Whether the recipe takes Personalize's exploration settings (explorationWeight, age cut-off)."""
+    return _explores(type(recipe))
+
+
+@functools.cache
+def _explores(recipe_class: type) -> bool:
+    recommend = getattr(recipe_class, "recommend", None)
+    return recommend is not None and "exploration_weight" in inspect.signature(recommend).parameters
+
+
 def _query(campaign: Campaign, call: Any) -> Any:
     try:
         return call()
@@ -395,7 +422,7 @@ def campaign_recommend(
     )
     now = int(time.time())
     options: dict[str, Any] = {}
-    if "exploration_weight" in inspect.signature(recipe.recommend).parameters:
+    if recipe_explores(recipe):
         weight, cut_off = exploration_settings(campaign.campaign_config)
         options = {"exploration_weight": weight, "exploration_item_age_cutoff_days": cut_off}
     if hasattr(recipe, "with_recent_events"):

@@ -20,7 +20,6 @@ otherwise ignored by the local engine: its recipes do not train on contextual me
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
 import re
 import time
@@ -31,9 +30,11 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db import connection
 from django.db.models import FloatField, Q
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
+from django.utils import timezone
 
 from catalog.models import DEFAULT_DATASET_GROUP, DatasetSchema, EndUser, Item
 from catalog.schemas import DatasetType, fields_from_json
@@ -60,6 +61,7 @@ from recommendations.selectors import (
     campaign_related,
     campaign_segment,
     new_items,
+    recipe_explores,
 )
 
 __all__ = [
@@ -374,16 +376,28 @@ def _promoted_count(promotion: PromotionSpec, num_results: int) -> int:
     return max(1, num_results * promotion.percent_promoted_items // 100)
 
 
+def _db_value(field: str, value: Any) -> Any:
+    return RecommendationRecord._meta.get_field(field).get_db_prep_save(value, connection)
+
+
 def _record(
     campaign: Campaign, result_id: str, user_id: str | None, session_id: str | None, items: list[ServedItem]
 ) -> None:
-    RecommendationRecord.objects.create(
-        recommendation_id=result_id,
-        campaign_id=campaign.pk,
-        user_id=user_id or "",
-        session_id=session_id or "",
-        item_ids=[item.item_id for item in items],
-    )
+    """Store the answer so events can name it by recommendationId (one plain INSERT)."""
+    table = connection.ops.quote_name(RecommendationRecord._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (recommendation_id, campaign_id, user_id, session_id, item_ids, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            [
+                result_id,
+                campaign.pk,
+                user_id or "",
+                session_id or "",
+                _db_value("item_ids", [item.item_id for item in items]),
+                _db_value("created_at", timezone.now()),
+            ],
+        )
 
 
 def recommendation_list(
@@ -516,8 +530,7 @@ NEW_ITEM_NOISE = 0.05  # the engine's exploration noise: up to 5% of the bonus
 
 def _exploration(campaign: Campaign, model: LoadedModel) -> tuple[float, float] | None:
     """(explorationWeight, explorationItemAgeCutOff) when the recipe explores and the weight is > 0."""
-    recommend = getattr(model.recipe, "recommend", None)
-    if recommend is None or "exploration_weight" not in inspect.signature(recommend).parameters:
+    if not recipe_explores(model.recipe):
         return None
     weight, cut_off = exploration_settings(campaign.campaign_config)
     return (weight, cut_off) if weight > 0 else None

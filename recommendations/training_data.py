@@ -179,7 +179,8 @@ def _items(
     return pks, ids, metadata, created
 
 
-def _epoch_sql(column: str) -> str:
+def epoch_sql(column: str) -> str:
+    """SQL for a datetime column as whole Unix seconds (SQLite or PostgreSQL)."""
     if connection.vendor == "postgresql":
         return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS BIGINT)"
     if connection.vendor == "sqlite":
@@ -207,7 +208,7 @@ def _interaction_columns(group: DatasetGroup) -> dict[str, Any]:
     # The CASE parameters come first: they appear in the select list before the WHERE clause.
     cases_params: list[Any] = list(event_types)
     sql = (
-        f"SELECT {quote('user_id')}, {quote('item_id')}, {_epoch_sql(quote('timestamp'))}, {code_sql}, "
+        f"SELECT {quote('user_id')}, {quote('item_id')}, {epoch_sql(quote('timestamp'))}, {code_sql}, "
         f"CASE WHEN {quote('event_value')} IS NULL THEN 1 ELSE 0 END, COALESCE({quote('event_value')}, 0) "
         f"FROM {table} WHERE {quote('dataset_group_id')} = %s AND {quote('user_id')} IS NOT NULL "
         f"AND {quote('item_id')} IS NOT NULL ORDER BY {quote('timestamp')}, {quote('id')}"
