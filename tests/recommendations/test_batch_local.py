@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -232,3 +233,42 @@ def test_filter_values_are_read_in_personalize_quoting() -> None:
         "N": ["5"],
     }
     assert filter_values_parse(None) == {}
+
+
+def test_batch_inference_command_writes_the_output_file(
+    demo: DatasetGroup, django_capture_on_commit_callbacks: Any, tmp_path: Any
+) -> None:
+    # Given a trained popularity solution and an input file on disk
+    from django.core.management import CommandError, call_command
+
+    trained(demo, "aws-popularity-count", django_capture_on_commit_callbacks)
+    source = tmp_path / "users.json"
+    source.write_text('{"userId": "someone"}\n')
+    target = tmp_path / "out.json"
+    out = io.StringIO()
+
+    # When the command runs
+    call_command(
+        "batch_inference",
+        "--solution",
+        "aws-popularity-count",
+        "--input",
+        str(source),
+        "--output",
+        str(target),
+        "--num-results",
+        "3",
+        stdout=out,
+    )
+
+    # Then the output file holds Personalize's output line and the command says so
+    [line] = [json.loads(text) for text in target.read_text().splitlines()]
+    assert line["input"] == {"userId": "someone"}
+    assert len(line["output"]["recommendedItems"]) == 3
+    assert f"Wrote {target} (1 lines, 0 with an error)" in out.getvalue()
+
+    # When the input does not exist, then it exits non-zero naming the file
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command(
+            "batch_inference", "--solution", "aws-popularity-count", "--input", "nope", "--output", "x"
+        )
