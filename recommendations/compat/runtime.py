@@ -109,7 +109,10 @@ def _metadata_fields(campaign_name: str, columns: Sequence[str] | None) -> dict[
 
 
 def _metadata(served: serving.ServedList, fields: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """{item id: {column: value}} of the listed items, in one catalog query."""
+    """{item id: {column: value}} of the listed items, in one catalog query.
+
+    Reading whole metadata objects measured faster than extracting the keys in SQL (SQLite).
+    """
     rows = Item.objects.filter(
         dataset_group_id=served.dataset_group_id, item_id__in=[item.item_id for item in served.items]
     ).values_list("item_id", "metadata", "creation_timestamp")
