@@ -69,6 +69,8 @@ MAX_RECORDS_PER_CALL = 10
 """PutEvents, PutItems and PutUsers take at most 10 events / records per call."""
 
 EVENT_ID_PREFIX = "recsite-"
+BROKER_DOWN_PAUSE_SECONDS = 10.0
+"""After a failed enqueue, a process leaves the group's flushes to the sweep for this long."""
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -499,7 +501,8 @@ def outbox_retry_countdown(retries: int) -> float:
 
 
 _flush_due: dict[int, float] = {}
-"""Per process: when the flush this process last enqueued for a group will run (monotonic clock)."""
+"""Per process: when the flush this process last enqueued for a group will run (monotonic clock), or
+until when it does not try again after the broker refused one."""
 
 
 def _enqueue_flush(dataset_group_id: int) -> None:
@@ -507,7 +510,8 @@ def _enqueue_flush(dataset_group_id: int) -> None:
 
     delay = float(_setting("RECSITE_OUTBOX_FLUSH_DELAY_SECONDS", 1.0))
     if outbox_forward_task.app.conf.task_always_eager:
-        outbox_forward_task.delay(dataset_group_id)
+        # In-process (no broker): run now; throw=False lets Celery replay the task's retries here.
+        outbox_forward_task.apply((dataset_group_id,), throw=False)
         return
     now = time.monotonic()
     due = _flush_due.get(dataset_group_id)
@@ -515,8 +519,12 @@ def _enqueue_flush(dataset_group_id: int) -> None:
         return  # a flush this process queued has not started yet: it will read this commit's rows
     try:
         outbox_forward_task.apply_async((dataset_group_id,), countdown=delay or None, retry=False)
-    except Exception:  # the broker is down: the rows are safe, the sweep sends them later
-        logger.warning("could not enqueue the outbox flush of group %s; the sweep will", dataset_group_id)
+    except Exception as error:  # the broker is down: the rows are committed, the sweep sends them later
+        logger.warning(
+            "outbox flush of group %s not enqueued (the sweep will send it): %r", dataset_group_id, error
+        )
+        # Do not make every following request wait for the broker's connection timeout.
+        _flush_due[dataset_group_id] = now + BROKER_DOWN_PAUSE_SECONDS
         return
     _flush_due[dataset_group_id] = now + delay
 
@@ -528,7 +536,11 @@ def outbox_flush_on_commit(*, dataset_group_id: int) -> None:
     process; a failure to enqueue never fails the caller (the rows are committed; the sweep sends
     them).
     """
-    transaction.on_commit(partial(_enqueue_flush, dataset_group_id), robust=True)
+
+    def enqueue_outbox_flush() -> None:
+        _enqueue_flush(dataset_group_id)
+
+    transaction.on_commit(enqueue_outbox_flush, robust=True)
 
 
 def catalog_change_mark_pending(

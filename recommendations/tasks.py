@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -284,7 +283,7 @@ next flush of the group (or the sweep, where a worker runs)."""
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
-def outbox_forward_task(self: Any, dataset_group_id: int, retry: bool = True) -> dict[str, Any]:
+def outbox_forward_task(self: Any, dataset_group_id: int, retry: bool = True) -> Any:
     """Forward the group's pending events, items and users to Personalize; retry throttling with backoff.
 
     `retry=False` (the sweep's runs) leaves a transient failure to the next sweep instead.
@@ -303,7 +302,11 @@ def outbox_forward_task(self: Any, dataset_group_id: int, retry: bool = True) ->
         if not retry or self.request.retries >= limit:
             logger.warning("outbox of group %s left pending: %r", dataset_group_id, error)
             return {"left_pending": True, "error": str(error)}
-        raise self.retry(exc=error, countdown=outbox_retry_countdown(self.request.retries)) from error
+        countdown = outbox_retry_countdown(self.request.retries)
+        if self.request.is_eager:
+            # In-process there is no worker to wait for: Celery replays the returned retry at once.
+            return self.retry(exc=error, countdown=countdown, throw=False)
+        raise self.retry(exc=error, countdown=countdown) from error
     if report.more and not self.request.is_eager:
         transaction.on_commit(lambda: outbox_forward_task.delay(dataset_group_id, retry=retry))
     return report.as_dict()
@@ -317,8 +320,15 @@ def outbox_sweep_task() -> list[int]:
     groups = outbox_groups_pending()
     for group_id in groups:
         # The sweep is itself the slow retry loop: its runs do not start retry chains of their own.
-        transaction.on_commit(partial(outbox_forward_task.delay, group_id, retry=False))
+        transaction.on_commit(_outbox_sweep_run(group_id), robust=True)
     return groups
+
+
+def _outbox_sweep_run(group_id: int) -> Callable[[], None]:
+    def enqueue_sweep_run() -> None:
+        outbox_forward_task.delay(group_id, retry=False)
+
+    return enqueue_sweep_run
 
 
 # Amazon Personalize jobs and batch jobs live in their own module; imported here so the worker registers them.

@@ -1,0 +1,118 @@
+"""A local HTTP stand-in for Personalize's `personalize-events` endpoint (PutEvents, PutItems, PutUsers).
+
+boto3 pointed at it (`endpoint_url`, i.e. the PERSONALIZE_EVENTS_ENDPOINT_URL setting) sends its
+ordinary signed REST-JSON requests; the stub accepts any signature, records each accepted request's
+body and answers `{}` as Personalize does. `throttle_next(n)` makes the next n requests fail with
+Personalize's ThrottlingException (HTTP 400), so a worker in another process can be slowed down
+without sharing a botocore Stubber. Used by the broker test and by benchmarks/outbox_throughput.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["PersonalizeEventsStub"]
+
+_OPERATIONS = {"/events": "PutEvents", "/items": "PutItems", "/users": "PutUsers"}
+
+
+class PersonalizeEventsStub:
+    """A threaded HTTP server on 127.0.0.1 recording the PutEvents / PutItems / PutUsers calls it accepted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._throttle = 0
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.throttled = 0
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                operation = _OPERATIONS.get(self.path.split("?", 1)[0])
+                if operation is None:
+                    self._answer(404, {"message": f"no such path {self.path}"}, "ResourceNotFoundException")
+                    return
+                with stub._lock:
+                    if stub._throttle > 0:
+                        stub._throttle -= 1
+                        stub.throttled += 1
+                        throttled = True
+                    else:
+                        stub.requests.append((operation, json.loads(body or b"{}")))
+                        throttled = False
+                if throttled:
+                    self._answer(400, {"message": "Rate exceeded"}, "ThrottlingException")
+                else:
+                    self._answer(200, {})
+
+            def _answer(self, status: int, payload: dict[str, Any], error_type: str = "") -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if error_type:
+                    self.send_header("x-amzn-ErrorType", error_type)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL to give boto3 (`http://127.0.0.1:<port>`)."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> PersonalizeEventsStub:
+        """Serve in a daemon thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def throttle_next(self, count: int) -> None:
+        """Answer the next `count` requests with ThrottlingException instead of accepting them."""
+        with self._lock:
+            self._throttle = count
+
+    def reset(self) -> None:
+        """Forget recorded requests and pending throttling."""
+        with self._lock:
+            self.requests.clear()
+            self._throttle = 0
+            self.throttled = 0
+
+    def event_ids(self) -> list[str]:
+        """The eventIds of every accepted PutEvents call, in arrival order (repeats included)."""
+        with self._lock:
+            return [
+                event.get("eventId", "")
+                for operation, body in self.requests
+                if operation == "PutEvents"
+                for event in body.get("eventList", [])
+            ]
+
+    def event_id_counts(self) -> Counter[str]:
+        """How many times each eventId arrived."""
+        return Counter(self.event_ids())
+
+    def calls(self, operation: str) -> list[dict[str, Any]]:
+        """The accepted request bodies of one operation (PutEvents, PutItems, PutUsers)."""
+        with self._lock:
+            return [body for name, body in self.requests if name == operation]
