@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -68,8 +69,12 @@ def _write_index_maps(folder: Path, training: TrainingData) -> None:
 def artifact_save(
     *, version_id: int, recipe: Recipe, training: TrainingData, manifest: Mapping[str, Any] | None = None
 ) -> str:
-    """Write a fitted recipe and its index maps to storage; returns the artifact folder's name."""
-    name = f"{ARTIFACT_PREFIX}/{version_id}"
+    """Write a fitted recipe and its index maps to storage; returns the artifact folder's name.
+
+    The name carries a random part besides the version id: databases sharing one storage (a
+    benchmark's and the demo's, staging and production on one bucket) number versions alike.
+    """
+    name = f"{ARTIFACT_PREFIX}/{version_id}-{secrets.token_hex(6)}"
     storage = artifact_storage()
     with tempfile.TemporaryDirectory(prefix="recsite-artifact-") as directory:
         folder = Path(directory)

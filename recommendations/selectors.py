@@ -191,6 +191,8 @@ class NewItems:
     pks: np.ndarray
     item_ids: np.ndarray
     created: np.ndarray
+    noises: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    """Serving's exploration noise per solution version id, computed once per cached answer."""
 
 
 def new_items(*, model: LoadedModel, dataset_group_id: int) -> NewItems:

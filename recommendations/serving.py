@@ -53,6 +53,7 @@ from recommendations.reasons import Explanation, ReasonKind, reason_texts
 from recommendations.row_cache import cached_row
 from recommendations.selectors import (
     MAX_NUM_RESULTS,
+    NewItems,
     RecommendationResult,
     campaign_get,
     campaign_model,
@@ -506,6 +507,7 @@ def recommendation_list(
                 user_id=user_id,
                 session_id=session_id,
                 exclude_item_ids=exclude_item_ids,
+                limit=rest,
             )
             items = _with_new_items(items, new, rest, weight)
     if promoted:
@@ -541,6 +543,19 @@ def _new_item_noise(version_id: int, item_id: str) -> float:
     return int.from_bytes(digest, "big") / 2.0**64 * NEW_ITEM_NOISE
 
 
+def _new_item_noises(found: NewItems, version_id: int) -> np.ndarray:
+    """Each new item's noise for this version (hashed once per cached list of new items)."""
+    noise = found.noises.get(version_id)
+    if noise is None:
+        noise = np.fromiter(
+            (_new_item_noise(version_id, str(item_id)) for item_id in found.item_ids),
+            dtype=np.float64,
+            count=len(found.item_ids),
+        )
+        found.noises[version_id] = noise
+    return noise
+
+
 def _new_item_candidates(
     *,
     campaign: Campaign,
@@ -552,8 +567,9 @@ def _new_item_candidates(
     user_id: str | None,
     session_id: str | None,
     exclude_item_ids: Sequence[str] | None,
+    limit: int,
 ) -> list[ServedItem]:
-    """Young items created after training that the request may return, best exploration score first.
+    """The `limit` best young items created after training that the request may return, best first.
 
     The engine's rule for an explored item without evidence: it starts from 0 and gets
     `explorationWeight * (1 / (1 + interactions) + noise)`; a new item had no interaction at
@@ -563,8 +579,8 @@ def _new_item_candidates(
     found = new_items(model=model, dataset_group_id=campaign.dataset_group_id)
     if not len(found.pks):
         return []
-    limit = time.time() - cut_off * DAY
-    keep = (found.created < 0) | (found.created >= limit)
+    oldest = time.time() - cut_off * DAY
+    keep = (found.created < 0) | (found.created >= oldest)
     if exclude_item_ids and keep.any():
         keep &= ~np.isin(found.item_ids, [str(item_id) for item_id in exclude_item_ids])
     if filter_name is not None and keep.any():
@@ -577,18 +593,14 @@ def _new_item_candidates(
             session_id=session_id,
             item_pks=found.pks,
         )
+    chosen = np.flatnonzero(keep)
+    scores = weight * (1.0 + _new_item_noises(found, model.version_id)[chosen])
+    best = np.lexsort((-found.pks[chosen], -scores))[:limit]  # by score, then newest first
     explanation = Explanation(ReasonKind.NEW)
-    picked = [
-        ServedItem(
-            str(found.item_ids[i]),
-            weight * (1.0 + _new_item_noise(model.version_id, str(found.item_ids[i]))),
-            explanation,
-            int(found.pks[i]),
-        )
-        for i in np.flatnonzero(keep)
+    return [
+        ServedItem(str(found.item_ids[i]), float(score), explanation, int(found.pks[i]))
+        for i, score in zip(chosen[best], scores[best], strict=True)
     ]
-    picked.sort(key=lambda item: (-(item.score or 0.0), -(item.item_pk or 0)))
-    return picked
 
 
 def _with_new_items(

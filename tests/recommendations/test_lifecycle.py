@@ -9,9 +9,12 @@ from django.utils import timezone
 
 from catalog.models import DatasetGroup
 from recommendations import services
+from recommendations.artifacts import artifact_save, model_load
+from recommendations.engine.registry import recipe_class
 from recommendations.errors import SolutionConfigError
 from recommendations.models import Solution, SolutionVersion, SolutionVersionStatus, TrainingType
 from recommendations.tasks import auto_retrain_task, create_solution_version_task
+from recommendations.training_data import training_data_build
 from tests.factories import DatasetGroupFactory
 
 pytestmark = pytest.mark.django_db
@@ -200,3 +203,18 @@ def test_admin_shows_solutions_versions_campaigns_and_runs_their_actions(
     campaign.refresh_from_db()
     assert newest.status == SolutionVersionStatus.ACTIVE and newest != version
     assert campaign.solution_version == newest
+
+
+def test_versions_numbered_alike_in_two_databases_keep_their_own_artifacts(demo: DatasetGroup) -> None:
+    # Given two fitted models saved for the same version id (two databases sharing one storage)
+    training = training_data_build(dataset_group=demo)
+    popular = recipe_class("aws-popularity-count")({}, seed=1)
+    popular.fit(training.data)
+    similar = recipe_class("aws-sims")({}, seed=1)
+    similar.fit(training.data)
+    first = artifact_save(version_id=7, recipe=popular, training=training)
+    second = artifact_save(version_id=7, recipe=similar, training=training)
+    # Then neither overwrote the other: each name loads the model saved under it
+    assert first != second
+    assert model_load(name=first, version_id=7).recipe.name == "aws-popularity-count"
+    assert model_load(name=second, version_id=7).recipe.name == "aws-sims"
