@@ -7,6 +7,9 @@ cannot see SQLite's in-memory test database).
 
 Each test session gets its own queue and worker name, so two CI runs sharing one
 broker never take each other's tasks.
+
+The worker's `personalize-events` client (the outbox's PutEvents / PutItems / PutUsers) talks to a
+local HTTP stub, `personalize_events_stub`, started for the session with fake AWS credentials.
 """
 
 import os
@@ -26,6 +29,7 @@ from django.conf import settings
 from django.db import connection
 
 from recsite.celery import app
+from tests.integration.personalize_events_stub import PersonalizeEventsStub
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 60.0
@@ -91,9 +95,34 @@ def _purge(queue_name: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def personalize_events_stub() -> Iterator[PersonalizeEventsStub]:
+    """A local PutEvents / PutItems / PutUsers endpoint for the session, used by the worker."""
+    stub = PersonalizeEventsStub().start()
+    try:
+        yield stub
+    finally:
+        stub.stop()
+
+
+# What the worker needs to reach the stub: a region, fake credentials, no shared AWS config, quick retries.
+def _worker_aws_env(stub: PersonalizeEventsStub, workdir: Path) -> dict[str, str]:
+    return {
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "AKIDTESTTESTTESTTEST",
+        "AWS_SECRET_ACCESS_KEY": "test-secret",
+        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PERSONALIZE_EVENTS_ENDPOINT_URL": stub.url,
+        "RECSITE_OUTBOX_RETRY_BASE_SECONDS": "0.5",
+    }
+
+
+@pytest.fixture(scope="session")
 def celery_worker_process(
     django_db_setup: None,
     tmp_path_factory: pytest.TempPathFactory,
+    personalize_events_stub: PersonalizeEventsStub,
 ) -> Iterator[CeleryWorker | None]:
     """Start one worker for the session on the test database; None when the services are missing.
 
@@ -123,7 +152,10 @@ def celery_worker_process(
         "RECSITE_MEDIA_ROOT": str(media_root),
         "DJANGO_SETTINGS_MODULE": "recsite.settings",
         "PYTHONUNBUFFERED": "1",
+        **_worker_aws_env(personalize_events_stub, workdir),
     }
+    env.pop("AWS_PROFILE", None)
+    env.pop("AWS_SESSION_TOKEN", None)
     command = [
         sys.executable, "-m", "celery", "-A", "recsite", "worker",
         "--pool=solo", "--concurrency=1", "--loglevel=INFO",
