@@ -159,6 +159,8 @@ def read_body(request: HttpRequest) -> Fields:
         raise invalid("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise invalid("the request body must be a JSON object")
+    if "\\u0000" in text:  # no Personalize field holds one, and PostgreSQL text cannot store it
+        raise invalid("the request body holds a NUL character (\\u0000)")
     return Fields(body, "")
 
 

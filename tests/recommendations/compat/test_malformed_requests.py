@@ -46,6 +46,7 @@ GARBAGE = [
     b"[" * 50_000 + b"]" * 50_000,
     b'{"numResults": NaN}',
     json.dumps({"x": "9" * 5000}).encode(),
+    json.dumps({"trackingId": "t\u0000", "campaignArn": campaign_arn("c\u0000")}).encode(),  # PostgreSQL
 ]
 
 
