@@ -3,14 +3,20 @@
 Prints p50 / p99 of, in the same run and process:
 
 - `engine`: `selectors.campaign_recommend` (history query + model scoring, no filter, no GraphQL);
+- `serving`: `serving.recommendation_list` with the filter (engine, filter mask, new-item
+  exploration, the recommendationId record), no GraphQL;
 - `trivial`: `{ __typename }` through the test client (the GraphQL stack's own floor);
-- `recommendations`: 25 items with an Items filter (placeholder value), `reason`, `score` and five
-  catalog fields per item (`itemId`, `creationTimestamp`, `metadata`, `interactionCount` and the
-  list's `itemId`) through `django.test.Client` POSTing JSON to /graphql/, debug off;
+- `recommendations`: 25 items with an Items filter (placeholder value), `score`, `reason` and the
+  item's catalog fields (`itemId`, `creationTimestamp`, `metadata`: the shop's five or six catalog
+  columns CATEGORY_L1, CATEGORY_L2, BRAND, PRICE, PRODUCT_DESCRIPTION, TAGS) through
+  `django.test.Client` POSTing JSON to /graphql/, debug off;
+- the same with `interactionCount` (a COUNT over each item's events: its cost grows with the items'
+  popularity), and without the filter;
 
-and the ratios of `recommendations` to the two others. The data (seed_demo: 100k items, 50k users,
-1M events by default) is loaded into its own SQLite file once (`var/bench-api.sqlite3`, or
-`DATABASE_URL`) and a user-personalization campaign is trained and deployed unless present.
+and the ratios of `recommendations` to the engine, serving and trivial rows. The data (seed_demo:
+100k items, 50k users, 1M events by default) is loaded into its own SQLite file once
+(`var/bench-api.sqlite3`, or `DATABASE_URL`) and a user-personalization campaign is trained and
+deployed unless present.
 
     .venv/bin/python benchmarks/api_latency.py [--requests 2000] [--profile [--sort tottime]]
 """
@@ -49,6 +55,7 @@ from catalog.selectors import dataset_group_get  # noqa: E402
 from recommendations.filtering import filter_create  # noqa: E402
 from recommendations.models import Campaign, Filter  # noqa: E402
 from recommendations.selectors import campaign_recommend  # noqa: E402
+from recommendations.serving import recommendation_list  # noqa: E402
 
 __all__ = ["main"]
 
@@ -58,7 +65,7 @@ QUERY = """query Bench($user: String!, $cat: String!) {
   recommendations(userId: $user, numResults: 25, campaign: "bench-user-personalization",
                   filter: "bench-category", filterValues: [{name: "CAT", values: [$cat]}]) {
     recommendationId
-    items { itemId score reason item { itemId creationTimestamp metadata interactionCount } }
+    items { itemId score reason item { itemId creationTimestamp metadata } }
   }
 }"""
 
@@ -150,53 +157,53 @@ def main() -> None:
         response = client.post("/graphql/", {"query": "{ __typename }"}, content_type="application/json")
         assert response.status_code == 200
 
-    def recommendations(n: int) -> None:
-        variables = {"user": order[n], "cat": categories[n % len(categories)]}
-        response = client.post(
-            "/graphql/", {"query": QUERY, "variables": variables}, content_type="application/json"
+    def serving(n: int) -> None:
+        recommendation_list(
+            campaign_name=CAMPAIGN,
+            user_id=order[n],
+            num_results=25,
+            filter_name=FILTER,
+            filter_values={"CAT": [categories[n % len(categories)]]},
         )
-        body = response.json()
-        assert "errors" not in body and len(body["data"]["recommendations"]["items"]) == 25, body
 
-    light = (
-        QUERY.replace(", $cat: String!", "")
-        .replace(
-            ',\n                  filter: "bench-category", filterValues: [{name: "CAT", values: [$cat]}]', ""
-        )
-        .replace(" interactionCount", "")
+    def graphql(query: str, *, filtered: bool = True) -> Callable[[int], None]:
+        def call(n: int) -> None:
+            variables = {"user": order[n]}
+            if filtered:
+                variables["cat"] = categories[n % len(categories)]
+            response = client.post(
+                "/graphql/", {"query": query, "variables": variables}, content_type="application/json"
+            )
+            body = response.json()
+            assert "errors" not in body and len(body["data"]["recommendations"]["items"]) == 25, body
+
+        return call
+
+    recommendations = graphql(QUERY)
+    unfiltered = QUERY.replace(", $cat: String!", "").replace(
+        ',\n                  filter: "bench-category", filterValues: [{name: "CAT", values: [$cat]}]', ""
     )
-
-    def recommendations_light(n: int) -> None:
-        response = client.post(
-            "/graphql/", {"query": light, "variables": {"user": order[n]}}, content_type="application/json"
-        )
-        body = response.json()
-        assert "errors" not in body and len(body["data"]["recommendations"]["items"]) == 25, body
-
-    results = {
-        "engine (campaign_recommend)": _time(engine, args.requests, args.warmup),
-        "trivial GraphQL ({ __typename })": _time(trivial, args.requests, args.warmup),
-        "recommendations (filter, reasons, 5 item fields)": _time(
-            recommendations, args.requests, args.warmup
-        ),
-        "  same, no filter, no interactionCount": _time(recommendations_light, args.requests, args.warmup),
+    headline = "recommendations (filter, reasons, item catalog fields)"
+    runs = {
+        "engine (campaign_recommend)": engine,
+        "serving (recommendation_list, filter)": serving,
+        "trivial GraphQL ({ __typename })": trivial,
+        headline: recommendations,
+        "  same + interactionCount": graphql(QUERY.replace("metadata }", "metadata interactionCount }")),
+        "  same, no filter": graphql(unfiltered, filtered=False),
     }
+    results = {name: _time(call, args.requests, args.warmup) for name, call in runs.items()}
     print(
         f"\n{Item.objects.count()} items, {EndUser.objects.count()} users, {args.requests} requests, "
         f"debug {'on' if settings.DEBUG else 'off'}, {connection.vendor}"
     )
-    print(f"{'':52} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
+    print(f"{'':56} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for name, times in results.items():
         p50, p99 = _percentile(times, 0.5), _percentile(times, 0.99)
-        print(f"{name:52} {p50:8.2f} {p99:8.2f} {statistics.fmean(times):8.2f}")
-    api = results["recommendations (filter, reasons, 5 item fields)"]
-    light_times = results["  same, no filter, no interactionCount"]
-    for name in ("engine (campaign_recommend)", "trivial GraphQL ({ __typename })"):
-        base = _percentile(results[name], 0.5)
-        print(
-            f"recommendations / {name}: p50 {_percentile(api, 0.5) / base:.2f}x "
-            f"(no filter, no interactionCount: {_percentile(light_times, 0.5) / base:.2f}x)"
-        )
+        print(f"{name:56} {p50:8.2f} {p99:8.2f} {statistics.fmean(times):8.2f}")
+    api = _percentile(results[headline], 0.5)
+    for name in list(runs)[:3]:
+        print(f"recommendations / {name}: p50 {api / _percentile(results[name], 0.5):.2f}x")
 
     if args.profile:
         profiler = cProfile.Profile()
