@@ -18,8 +18,8 @@ stores what putEvents / putItems / putUsers / the admin write with `forward_stat
 - rows are claimed so that two runs never send the same row: on PostgreSQL with
   `SELECT ... FOR UPDATE SKIP LOCKED` in a transaction that ends after the rows are marked (a
   killed worker's transaction rolls back and its rows are pending again); on databases without row
-  locks (SQLite) one sender per group holds a lease on the dataset group row, renewed before each
-  call, which a dead sender's successor takes over once it expires;
+  locks (SQLite) one sender per group holds a lease on the dataset group row, renewed while it
+  sends, which a dead sender's successor takes over once it expires;
 - `outbox_sweep_task` (beat, every `RECSITE_OUTBOX_SWEEP_SECONDS`) re-enqueues every group that
   still has pending rows, so a broker outage, a killed worker or an AWS outage loses nothing.
 """
@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -319,46 +318,61 @@ _KINDS: tuple[_Kind, ...] = (_Events(), _Records(Item), _Records(EndUser))
 
 
 def _send(
-    kind: _Kind,
     operation: str,
     params: dict[str, Any],
     rows: list[Any],
-    report: ForwardReport,
+    outcome: _Outcome,
     before_call: Callable[[], None],
 ) -> None:
-    """One call; on success its rows are SENT. A call refused as invalid is retried one record at a
-    time, and a single record still refused is REFUSED. Other errors propagate (rows stay PENDING)."""
+    """One call; its rows join `outcome.accepted` once AWS accepted it. A call refused as invalid is
+    retried one record at a time, and a single record still refused joins `outcome.refused`. Other
+    errors propagate (the rows stay PENDING)."""
     from recommendations.backends.aws import aws_call, personalize_events_client
 
     before_call()
-    report.calls += 1
+    outcome.calls += 1
     try:
         aws_call(personalize_events_client(), operation, **params)
     except PersonalizeInvalidInputError as error:
         list_key = next(key for key in ("eventList", "items", "users") if key in params)
         if len(rows) > 1:
             for record, row in zip(params[list_key], rows, strict=True):
-                _send(kind, operation, {**params, list_key: [record]}, [row], report, before_call)
+                _send(operation, {**params, list_key: [record]}, [row], outcome, before_call)
             return
         logger.warning(
             "Personalize refused %s record %s; not retried: %s", operation, params[list_key], error
         )
-        report.refused += kind.mark(rows, ForwardState.REFUSED)
+        outcome.refused.extend(rows)
         return
-    sent = kind.mark(rows, ForwardState.SENT)
-    setattr(report, kind.counter, getattr(report, kind.counter) + sent)
+    outcome.accepted.extend(rows)
+
+
+@dataclass
+class _Outcome:
+    calls: int = 0
+    accepted: list[Any] = field(default_factory=list)
+    refused: list[Any] = field(default_factory=list)
 
 
 def _send_rows(
     kind: _Kind, target: _Target, rows: list[Any], report: ForwardReport, before_call: Callable[[], None]
 ) -> PersonalizeError | _Skip | None:
-    """Send claimed rows; the error that stopped the run (accepted calls are marked SENT either way)."""
+    """Send claimed rows and mark what AWS answered (one UPDATE per state for the whole chunk); the
+    error that stopped the run, if any (the calls accepted before it are marked SENT all the same)."""
+    outcome = _Outcome()
+    failure: PersonalizeError | _Skip | None = None
     try:
         for operation, params, chunk in kind.calls(target, rows):
-            _send(kind, operation, params, chunk, report, before_call)
+            _send(operation, params, chunk, outcome, before_call)
     except (PersonalizeError, _Skip) as error:
-        return error
-    return None
+        failure = error
+    report.calls += outcome.calls
+    if outcome.accepted:
+        sent = kind.mark(outcome.accepted, ForwardState.SENT)
+        setattr(report, kind.counter, getattr(report, kind.counter) + sent)
+    if outcome.refused:
+        report.refused += kind.mark(outcome.refused, ForwardState.REFUSED)
+    return failure
 
 
 def _row_locks() -> bool:
@@ -426,12 +440,27 @@ def _lease_acquire(group_id: int) -> str | None:
 
 
 def _lease_renew(group_id: int, token: str) -> None:
+    """Extend the lease before a call (raises _LeaseLostError if another sender took the group over)."""
     seconds = float(_setting("RECSITE_OUTBOX_LEASE_SECONDS", 300))
     renewed = DatasetGroup.objects.filter(pk=group_id, outbox_lease_token=token).update(
         outbox_lease_expires_at=timezone.now() + timedelta(seconds=seconds)
     )
     if not renewed:
         raise _LeaseLostError("another sender took over this group's outbox", code="LeaseLost")
+
+
+class _LeaseKeeper:
+    """Renews the lease before a call once half of it is used (a write per call would cost a commit)."""
+
+    def __init__(self, group_id: int, token: str) -> None:
+        self.group_id, self.token = group_id, token
+        self.renewed_at = time.monotonic()
+
+    def __call__(self) -> None:
+        half = float(_setting("RECSITE_OUTBOX_LEASE_SECONDS", 300)) / 2
+        if time.monotonic() - self.renewed_at >= half:
+            _lease_renew(self.group_id, self.token)
+            self.renewed_at = time.monotonic()
 
 
 def _lease_release(group_id: int, token: str) -> None:
@@ -465,7 +494,7 @@ def outbox_forward(*, dataset_group_id: int, max_rows: int | None = None) -> For
             report.busy = True
             return report
         try:
-            _forward_all(target, report, max_rows, partial(_lease_renew, dataset_group_id, token))
+            _forward_all(target, report, max_rows, _LeaseKeeper(dataset_group_id, token))
         except _LeaseLostError:
             report.busy = True
             return report

@@ -2,9 +2,10 @@
 
 boto3 pointed at it (`endpoint_url`, i.e. the PERSONALIZE_EVENTS_ENDPOINT_URL setting) sends its
 ordinary signed REST-JSON requests; the stub accepts any signature, records each accepted request's
-body and answers `{}` as Personalize does. `throttle_next(n)` makes the next n requests fail with
-Personalize's ThrottlingException (HTTP 400), so a worker in another process can be slowed down
-without sharing a botocore Stubber. Used by the broker test and by benchmarks/outbox_throughput.py.
+body and answers `{}` as Personalize does (`GET /_stats` counts them). `throttle_next(n)` makes the
+next n requests fail with Personalize's ThrottlingException (HTTP 400), so a worker in another
+process can be slowed down without sharing a botocore Stubber. Used by the broker test and by
+benchmarks/outbox_throughput.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class PersonalizeEventsStub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out as separate writes
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -52,6 +54,22 @@ class PersonalizeEventsStub:
                     self._answer(400, {"message": "Rate exceeded"}, "ThrottlingException")
                 else:
                     self._answer(200, {})
+
+            def do_GET(self) -> None:
+                """`GET /_stats`: calls and events accepted so far (for a stub run in another process)."""
+                if self.path != "/_stats":
+                    self._answer(404, {"message": f"no such path {self.path}"}, "ResourceNotFoundException")
+                    return
+                counts = stub.event_id_counts()
+                self._answer(
+                    200,
+                    {
+                        "calls": len(stub.requests),
+                        "events": sum(counts.values()),
+                        "distinct_events": len(counts),
+                        "throttled": stub.throttled,
+                    },
+                )
 
             def _answer(self, status: int, payload: dict[str, Any], error_type: str = "") -> None:
                 data = json.dumps(payload).encode()

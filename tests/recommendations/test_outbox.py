@@ -5,8 +5,8 @@ wrapped in botocore's Stubber, which checks every request against boto3's servic
 """
 
 import copy
-import json
 import io
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -47,6 +47,7 @@ TRACKER_ARN = "arn:aws:personalize:us-east-1:123456789012:event-tracker/0f1e2d3c
 GROUP_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset-group/recsite-default"
 ITEMS_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/recsite-default/ITEMS"
 USERS_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset/recsite-default/USERS"
+PUT_ITEMS_PARAMETERS = "before-parameter-build.personalize-events.PutItems"
 
 
 # --- fixtures ------------------------------------------------------------------------------------------
@@ -646,11 +647,11 @@ def test_an_item_changed_while_its_call_is_in_flight_stays_pending(
     client = aws.personalize_events_client()
 
     def edit_during_the_call(**_: Any) -> None:
-        client.meta.events.unregister("before-parameter-build.personalize-events.PutItems", edit_during_the_call)
+        client.meta.events.unregister(PUT_ITEMS_PARAMETERS, edit_during_the_call)
         item_upsert(dataset_group=group, item_id="i1", metadata={"GENRE": "Drama"})
 
     # given an edit that lands while PutItems (with the old metadata) is on its way
-    client.meta.events.register("before-parameter-build.personalize-events.PutItems", edit_during_the_call)
+    client.meta.events.register(PUT_ITEMS_PARAMETERS, edit_during_the_call)
     accept(stubber, "put_items", times=2)
     outbox.outbox_forward(dataset_group_id=group.pk, max_rows=1)
     # then the item is still pending (the accepted call carried the old version)
