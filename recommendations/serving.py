@@ -79,6 +79,7 @@ __all__ = [
     "item_attribute_q",
     "personalized_ranking",
     "recommendation_list",
+    "recommendation_record",
     "related_item_list",
     "user_segment",
 ]
@@ -381,21 +382,30 @@ def _db_value(field: str, value: Any) -> Any:
     return RecommendationRecord._meta.get_field(field).get_db_prep_save(value, connection)
 
 
-def _record(
-    campaign: Campaign, result_id: str, user_id: str | None, session_id: str | None, items: list[ServedItem]
+def recommendation_record(
+    *,
+    campaign: Campaign,
+    recommendation_id: str,
+    user_id: str | None,
+    session_id: str | None,
+    item_ids: list[str],
 ) -> None:
-    """Store the answer so events can name it by recommendationId (one plain INSERT)."""
+    """Store an answer so events can name it by recommendationId (one plain INSERT).
+
+    An id recorded already keeps its first record: ids from Amazon Personalize are not ours to
+    vouch for, and an endpoint that answered through our own compatible API recorded it first.
+    """
     table = connection.ops.quote_name(RecommendationRecord._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (recommendation_id, campaign_id, user_id, session_id, item_ids, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (recommendation_id) DO NOTHING",
             [
-                result_id,
+                recommendation_id,
                 campaign.pk,
                 user_id or "",
                 session_id or "",
-                _db_value("item_ids", [item.item_id for item in items]),
+                _db_value("item_ids", item_ids),
                 _db_value("created_at", timezone.now()),
             ],
         )
@@ -522,7 +532,13 @@ def recommendation_list(
         ordinary, special = iter(items), iter(promoted)
         items = [next(special) if position in positions else next(ordinary) for position in range(total)]
     served = ServedList(result_id or _new_id(), items, campaign.dataset_group_id)
-    _record(campaign, served.recommendation_id, user_id, session_id, items)
+    recommendation_record(
+        campaign=campaign,
+        recommendation_id=served.recommendation_id,
+        user_id=user_id,
+        session_id=session_id,
+        item_ids=[item.item_id for item in items],
+    )
     return served
 
 
@@ -693,7 +709,13 @@ def related_item_list(
         )
     ]
     served = ServedList(result.recommendation_id, items, campaign.dataset_group_id)
-    _record(campaign, served.recommendation_id, user_id, None, items)
+    recommendation_record(
+        campaign=campaign,
+        recommendation_id=served.recommendation_id,
+        user_id=user_id,
+        session_id=None,
+        item_ids=[item.item_id for item in items],
+    )
     return served
 
 
@@ -756,7 +778,13 @@ def personalized_ranking(
             )
         ]
         served = ServedList(result.recommendation_id, items, campaign.dataset_group_id)
-    _record(campaign, served.recommendation_id, user_id, session_id, served.items)
+    recommendation_record(
+        campaign=campaign,
+        recommendation_id=served.recommendation_id,
+        user_id=user_id,
+        session_id=session_id,
+        item_ids=[item.item_id for item in served.items],
+    )
     return served
 
 

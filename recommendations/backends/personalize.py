@@ -45,7 +45,6 @@ from recommendations.models import (
     CampaignBackend,
     Filter,
     PersonalizeDatasetGroup,
-    RecommendationRecord,
     Solution,
 )
 from recommendations.reasons import Explanation, ReasonKind
@@ -57,6 +56,7 @@ from recommendations.serving import (
     SegmentResult,
     ServedItem,
     ServedList,
+    recommendation_record,
 )
 
 __all__ = [
@@ -267,11 +267,11 @@ def _item_pks(group_id: int, item_ids: Sequence[str]) -> dict[str, int]:
 def _record(campaign: Campaign, served: ServedList, user_id: str | None, session_id: str | None) -> None:
     if len(served.recommendation_id) > MAX_RECORDED_ID_LENGTH:
         return  # events cannot name it either (PutEvents' recommendationId is at most 40 characters)
-    RecommendationRecord.objects.create(
+    recommendation_record(
+        campaign=campaign,
         recommendation_id=served.recommendation_id,
-        campaign_id=campaign.pk,
-        user_id=user_id or "",
-        session_id=session_id or "",
+        user_id=user_id,
+        session_id=session_id,
         item_ids=[item.item_id for item in served.items],
     )
 
