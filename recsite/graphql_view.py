@@ -12,6 +12,7 @@ Two things live here and nowhere else:
 
 import json
 import logging
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,21 @@ def error_response(message: str, *, status: int = 400, code: str = BAD_USER_INPU
 # CSRF: exempt. The endpoint serves frontends and server-to-server calls that send
 # JSON, not HTML forms, and carry no session cookie of ours to ride on; a later
 # issue adds API keys, which are the real authentication for it.
+# NUL itself, or a GraphQL string escape of it inside the query text.
+_NUL = re.compile(r"\x00|\\u(?:0000|\{0+\})")
+
+
+def _holds_nul(value: object) -> bool:
+    """Whether a decoded JSON value holds NUL in any string (PostgreSQL's text cannot store it)."""
+    if isinstance(value, str):
+        return _NUL.search(value) is not None
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class RecsiteGraphQLView(GraphQLView):
     """strawberry's Django view that answers malformed requests with HTTP 400, never 500.
@@ -170,12 +186,15 @@ class RecsiteGraphQLView(GraphQLView):
             return response
 
     def decode_json(self, data: str | bytes) -> object:
-        """Decode a JSON body or parameter; bytes must be UTF-8. Raises HTTPException 400."""
+        """Decode a JSON body or parameter: UTF-8, no NUL in any string. Raises HTTPException 400."""
         try:
             text = data.decode("utf-8") if isinstance(data, bytes) else data
-            return json.loads(text)
+            decoded = json.loads(text)
         except (UnicodeDecodeError, ValueError, RecursionError) as exception:
             raise HTTPException(400, "Unable to parse request body as JSON (UTF-8)") from exception
+        if _holds_nul(decoded):
+            raise HTTPException(400, "Strings may not contain the NUL character (U+0000)")
+        return decoded
 
     def parse_http_body(self, request: Any) -> GraphQLRequestData:
         """Parse the request into one operation; anything but a JSON object with a query is a 400."""

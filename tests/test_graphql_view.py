@@ -217,3 +217,29 @@ def test_graphiql_only_in_debug(client: Client, default_group: DatasetGroup, set
     response = client.get("/graphql/", HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert b"graphiql" in response.content.lower()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # in a variable (PostgreSQL's text cannot store NUL: this was a 500 there)
+        json.dumps(
+            {
+                "query": "mutation P($t: String!) { putEvents(trackingId: $t, sessionId: \"s\", "
+                'events: [{eventType: "click", sentAt: 1}]) { eventsRecorded } }',
+                "variables": {"t": "tracker\u0000"},
+            }
+        ),
+        # as a GraphQL string escape in the query text, and in a key
+        json.dumps({"query": '{ recommendations(userId: "a\\u0000") { recommendationId } }'}),
+        json.dumps({"query": "{ __typename }", "variables": {"x\u0000": 1}}),
+    ],
+)
+def test_nul_anywhere_in_the_request_is_a_400(client: Client, default_group: DatasetGroup, raw: str) -> None:
+    # given a request holding the NUL character in a string
+    response = post(client, raw)
+    # then it is refused as the caller's mistake, naming the character
+    body = assert_graphql_error_response(response)
+    assert response.status_code == 400
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "NUL" in body["errors"][0]["message"]
