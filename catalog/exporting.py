@@ -60,14 +60,16 @@ class ExportScope:
     """Which rows an export writes: everything by default, or only what changed (incremental imports).
 
     Items and users count as changed when updated after `changed_since`; interactions when their id
-    is in (`interactions_after_id`, `interactions_through_id`] and their source is one of
-    `interaction_sources`.
+    is in (`interactions_after_id`, `interactions_through_id`], their source is one of
+    `interaction_sources` and their `forward_state` one of `interaction_forward_states` (exports to
+    Personalize leave out events the outbox streams there, which Personalize keeps apart from bulk data).
     """
 
     changed_since: datetime | None = None
     interactions_after_id: int | None = None
     interactions_through_id: int | None = None
     interaction_sources: tuple[str, ...] | None = None
+    interaction_forward_states: tuple[int, ...] | None = None
 
 
 def dataset_fields(*, group: DatasetGroup, dataset_type: DatasetType) -> list[FieldSpec] | None:
@@ -163,6 +165,8 @@ def _interaction_rows(
         interactions = interactions.filter(pk__lte=scope.interactions_through_id)
     if scope.interaction_sources is not None:
         interactions = interactions.filter(source__in=scope.interaction_sources)
+    if scope.interaction_forward_states is not None:
+        interactions = interactions.filter(forward_state__in=scope.interaction_forward_states)
     incomplete = Q(user__isnull=True) | Q(item__isnull=True)
     report.skipped_anonymous = interactions.filter(incomplete).count()
     columns = interactions.exclude(incomplete).values_list(

@@ -13,10 +13,13 @@ the task retries with backoff; any other `PersonalizeError` (not found, invalid 
 configuration) and refusals of our own are recorded on the row by the matching `*_fail` function.
 
 The export writes Personalize's CSV with `catalog.exporting` and uploads it with server-side
-encryption (SSE-S3, or SSE-KMS with `PERSONALIZE_KMS_KEY_ARN`). A FULL import carries every row;
-an INCREMENTAL one carries items and users updated since the previous import of the dataset and
-the bulk-imported interactions added since (events sent through an event tracker reach
-Personalize by `PutEvents`, so importing them again would count them twice).
+encryption (SSE-S3, or SSE-KMS with `PERSONALIZE_KMS_KEY_ARN`). A FULL import carries every item
+and user, and every interaction the outbox has not streamed (`forward_state` NONE): Personalize
+keeps events recorded through PutEvents apart from bulk data (a FULL import replaces only the bulk
+data, "not data you imported individually, including events recorded in real time"), so an event
+that is both streamed and imported would count twice there. An INCREMENTAL import carries items
+and users updated since the previous import of the dataset and the bulk-imported interactions
+added since (never streamed ones either).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from catalog.exporting import ExportScope, dataset_csv_write, dataset_fields
-from catalog.models import DatasetGroup, EndUser, Interaction, Item, RecordSource
+from catalog.models import DatasetGroup, EndUser, ForwardState, Interaction, Item, RecordSource
 from catalog.schemas import DatasetType, avro_schema_json
 from recommendations.backends.aws import aws_call, personalize_client, s3_client, s3_server_side_encryption
 from recommendations.errors import (
@@ -429,8 +432,12 @@ def _previous_import(job: PersonalizeImportJob) -> PersonalizeImportJob | None:
 def _export_scope(job: PersonalizeImportJob, group: DatasetGroup) -> tuple[ExportScope, dict[str, Any]]:
     """The rows this job carries, and the fields recording that window on the job."""
     through = Interaction.objects.filter(dataset_group=group).aggregate(top=Max("pk"))["top"] or 0
+    # Events the outbox sent (or will send, or Personalize refused) are Personalize's individual
+    # records already; bulk data carries only those it never saw.
+    not_streamed = (ForwardState.NONE.value,)
     if job.import_mode == PersonalizeImportMode.FULL:
-        return ExportScope(interactions_through_id=through), {"interactions_through_id": through}
+        scope = ExportScope(interactions_through_id=through, interaction_forward_states=not_streamed)
+        return scope, {"interactions_through_id": through}
     previous = _previous_import(job)
     if previous is None:
         raise PersonalizeJobError(
@@ -442,6 +449,7 @@ def _export_scope(job: PersonalizeImportJob, group: DatasetGroup) -> tuple[Expor
         interactions_after_id=after,
         interactions_through_id=max(through, after),
         interaction_sources=(RecordSource.IMPORT.value,),
+        interaction_forward_states=not_streamed,
     )
     recorded = {
         "changed_since": previous.exported_at,

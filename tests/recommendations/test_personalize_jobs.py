@@ -18,7 +18,7 @@ from botocore.stub import ANY, Stubber
 from celery.exceptions import Retry
 
 from catalog.exporting import dataset_csv_write
-from catalog.models import DatasetGroup, Interaction, Item, RecordSource
+from catalog.models import DatasetGroup, ForwardState, Interaction, Item, RecordSource
 from catalog.schemas import DatasetType, FieldKind, FieldSpec, avro_schema_json
 from catalog.services import dataset_schema_save
 from recommendations.backends import aws
@@ -502,6 +502,76 @@ def test_full_import_uploads_the_exported_csv_encrypted_and_polls_the_job_until_
     assert job.status == PersonalizeStatus.ACTIVE
     assert job.personalize_arn == f"{ACCOUNT}:dataset-import-job/one"
     assert job.interactions_through_id == Interaction.objects.order_by("-pk").first().pk
+
+
+def test_full_import_leaves_out_events_the_outbox_streams_to_personalize(
+    default_group: DatasetGroup,
+    personalize: Stubber,
+    s3: Stubber,
+    uploads: list[dict[str, Any]],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # Given bulk events, an event put while the group was on the local engine (never forwarded),
+    # and events the outbox sent, still has to send, or saw refused
+    shop(default_group)
+    provisioned(default_group)
+    item = Item.objects.filter(dataset_group=default_group).first()
+    user = item.interactions.first().user
+    states = {
+        "put-locally": ForwardState.NONE,
+        "streamed": ForwardState.SENT,
+        "to-stream": ForwardState.PENDING,
+        "refused": ForwardState.REFUSED,
+    }
+    for event_type, state in states.items():
+        InteractionFactory(
+            dataset_group=default_group,
+            user=user,
+            item=item,
+            event_type=event_type,
+            source=RecordSource.PUT,
+            forward_state=state,
+        )
+    s3.add_response(
+        "put_object",
+        {},
+        {
+            "Bucket": BUCKET,
+            "Key": ANY,
+            "Body": ANY,
+            "ContentType": "text/csv",
+            "ServerSideEncryption": "AES256",
+        },
+    )
+    personalize.add_response(
+        "create_dataset_import_job",
+        {"datasetImportJobArn": f"{ACCOUNT}:dataset-import-job/full"},
+        {
+            "jobName": ANY,
+            "datasetArn": DATASET_ARNS["interactions"],
+            "dataSource": {"dataLocation": ANY},
+            "roleArn": ROLE_ARN,
+            "importMode": "FULL",
+        },
+    )
+    personalize.add_response(
+        "describe_dataset_import_job",
+        {"datasetImportJob": {"status": "ACTIVE"}},
+        {"datasetImportJobArn": f"{ACCOUNT}:dataset-import-job/full"},
+    )
+
+    # When a FULL import of the interactions runs
+    with django_capture_on_commit_callbacks(execute=True):
+        [job] = personalize_import_start(dataset_group=default_group, dataset_types=["interactions"])
+
+    # Then the CSV holds the bulk events and the never-forwarded one, none that Personalize has as
+    # individual records (a FULL import does not replace those: they would count twice)
+    job.refresh_from_db()
+    [upload] = uploads
+    event_types = [line.rsplit(",", 1)[1] for line in upload["Body"].splitlines()[1:]]
+    assert sorted(event_types) == ["click"] * 6 + ["put-locally"]
+    assert job.rows == 7
+    assert job.status == PersonalizeStatus.ACTIVE
 
 
 def test_failed_import_job_records_personalize_reason_and_a_rerun_calls_nothing(
