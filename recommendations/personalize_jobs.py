@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -60,6 +60,7 @@ from recommendations.models import (
     SolutionVersion,
     SolutionVersionStatus,
     TrainingMode,
+    TrainingType,
     campaign_config_clean,
 )
 
@@ -76,6 +77,7 @@ __all__ = [
     "import_job_fail",
     "import_job_step",
     "incremental_import_candidates",
+    "personalize_auto_training",
     "personalize_campaign_create",
     "personalize_campaign_update",
     "personalize_import_start",
@@ -634,7 +636,10 @@ def solution_create_params(*, solution: Solution, dataset_group_arn: str) -> dic
 
 
 def personalize_solution_version_create(
-    *, solution: Solution, training_mode: str = TrainingMode.FULL
+    *,
+    solution: Solution,
+    training_mode: str = TrainingMode.FULL,
+    training_type: str = TrainingType.MANUAL,
 ) -> SolutionVersion:
     """A version to train on Personalize (CREATE PENDING); its task is enqueued on commit."""
     from recommendations.personalize_tasks import personalize_solution_version_task
@@ -643,10 +648,76 @@ def personalize_solution_version_create(
         raise PersonalizeJobError(f"trainingMode must be one of {', '.join(TrainingMode.values)}")
     _active_group(solution.dataset_group)
     version = SolutionVersion.objects.create(
-        solution=solution, training_mode=training_mode, solution_config=solution.solution_config
+        solution=solution,
+        training_mode=training_mode,
+        training_type=training_type,
+        solution_config=solution.solution_config,
     )
     transaction.on_commit(lambda: personalize_solution_version_task.delay(version.pk))
     return version
+
+
+def _choice(value: Any, choices: type[models.TextChoices], default: str) -> str:
+    return value if value in choices.values else default
+
+
+def personalize_auto_training(*, solution: Solution, due: bool) -> list[int]:
+    """Weekly retraining of a solution that lives on Personalize; ids of the versions recorded.
+
+    Personalize users expect Personalize's own automatic training: CreateSolution sends
+    `performAutoTraining` with `autoTrainingConfig.schedulingExpression` `rate(N days)`, and
+    Personalize then trains the solution on its schedule, only when new interactions arrived, and
+    bills each run. Recsite starting versions as well would train (and bill) the solution twice. So
+    when DescribeSolution says `performAutoTraining` is on, the versions Personalize started
+    (ListSolutionVersions) that Recsite does not know yet are recorded as AUTOMATIC versions, and
+    their task polls them to ACTIVE with their metrics (moving campaigns that follow the solution)
+    or CREATE FAILED with the reason. When Personalize's automatic training is off for the solution
+    (created so, or linked by ARN), Recsite keeps the schedule itself: when `due`, one
+    CreateSolutionVersion (FULL, AUTOMATIC) through `personalize_solution_version_create`.
+    """
+    from recommendations.personalize_tasks import personalize_solution_version_task
+
+    client = personalize_client()
+    described = aws_call(client, "describe_solution", solutionArn=solution.personalize_arn)["solution"]
+    if not described.get("performAutoTraining"):
+        if not due:
+            return []
+        version = personalize_solution_version_create(solution=solution, training_type=TrainingType.AUTOMATIC)
+        return [version.pk]
+    known = set(
+        SolutionVersion.objects.filter(solution=solution)
+        .exclude(personalize_arn="")
+        .values_list("personalize_arn", flat=True)
+    )
+    newest = solution.versions.aggregate(newest=Max("created_at"))["newest"]
+    recorded: list[int] = []
+    token: str | None = None
+    while True:
+        page = aws_call(
+            client,
+            "list_solution_versions",
+            solutionArn=solution.personalize_arn,
+            **({"nextToken": token} if token else {}),
+        )
+        for entry in page.get("solutionVersions") or []:
+            arn = entry["solutionVersionArn"]
+            started = entry.get("creationDateTime")
+            if arn in known or (newest is not None and started is not None and started <= newest):
+                continue
+            version = SolutionVersion.objects.create(
+                solution=solution,
+                personalize_arn=arn,
+                # Personalize's AUTOTRAIN mode retrains on all the data, as FULL does
+                training_mode=_choice(entry.get("trainingMode"), TrainingMode, TrainingMode.FULL),
+                training_type=_choice(entry.get("trainingType"), TrainingType, TrainingType.AUTOMATIC),
+                solution_config=solution.solution_config,
+                progress="trained by Personalize's automatic training",
+            )
+            transaction.on_commit(lambda pk=version.pk: personalize_solution_version_task.delay(pk))
+            recorded.append(version.pk)
+        token = page.get("nextToken")
+        if not token:
+            return recorded
 
 
 def _solution_arn(solution: Solution) -> str:

@@ -255,7 +255,19 @@ def _finish(version: SolutionVersion, outcome: dict[str, Any]) -> str:
 
 @shared_task(acks_late=True)
 def auto_retrain_task() -> list[int]:
-    """Start a new version of each auto-training solution whose newest version is older than its interval."""
+    """Retrain each auto-training solution whose newest version is older than its interval (beat).
+
+    A local solution gets a new AUTOMATIC version trained by the local engine. A solution that
+    lives on Amazon Personalize (it has a `personalize_arn`: CreateSolution ran there) is never
+    trained locally: `personalize_jobs.personalize_auto_training` leaves it to Personalize's own
+    automatic training when the solution has it on (what CreateSolution asks for, and what
+    Personalize users expect: one schedule, one training bill) and records the versions Personalize
+    started; otherwise it runs CreateSolutionVersion when due. Only solutions with an ARN lead to
+    AWS calls, so a machine with nothing on Personalize (and no AWS settings) makes none. An AWS
+    error is logged and the solution is looked at again on the next run.
+    """
+    from recommendations.errors import PersonalizeError
+    from recommendations.personalize_jobs import personalize_auto_training
     from recommendations.services import solution_version_create
 
     now = timezone.now()
@@ -267,7 +279,15 @@ def auto_retrain_task() -> list[int]:
         busy = solution.versions.filter(
             status__in=(SolutionVersionStatus.PENDING, SolutionVersionStatus.IN_PROGRESS)
         ).exists()
-        if busy or (solution.newest and now - solution.newest < timedelta(days=solution.auto_training_days)):
+        due = not solution.newest or now - solution.newest >= timedelta(days=solution.auto_training_days)
+        if busy or not due:
+            continue
+        if solution.personalize_arn:
+            try:
+                with transaction.atomic():
+                    created += personalize_auto_training(solution=solution, due=due)
+            except (PersonalizeError, RecommendationError) as error:
+                logger.warning("auto training of %s on Personalize skipped: %s", solution.name, error)
             continue
         with transaction.atomic():
             version = solution_version_create(solution=solution, training_type=TrainingType.AUTOMATIC)

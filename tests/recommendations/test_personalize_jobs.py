@@ -36,6 +36,7 @@ from recommendations.models import (
     Solution,
     SolutionVersion,
     SolutionVersionStatus,
+    TrainingType,
 )
 from recommendations.personalize_jobs import (
     personalize_campaign_create,
@@ -1234,3 +1235,187 @@ def test_import_refuses_a_group_that_is_not_provisioned(default_group: DatasetGr
     # When an import is asked for, then the error says what to run
     with pytest.raises(PersonalizeJobError, match="personalize_provision"):
         personalize_import_start(dataset_group=default_group)
+
+
+# --- weekly retraining and the beat entries ----------------------------------------------------------
+
+
+def week_old_version(solution: Solution) -> SolutionVersion:
+    """An ACTIVE version trained on Personalize eight days ago (so the solution is due)."""
+    version = SolutionVersion.objects.create(
+        solution=solution, personalize_arn=VERSION_ARN, status=SolutionVersionStatus.ACTIVE
+    )
+    SolutionVersion.objects.filter(pk=version.pk).update(created_at=datetime.now(UTC) - timedelta(days=8))
+    return version
+
+
+def test_auto_retrain_leaves_a_personalize_solution_to_its_automatic_training_and_records_its_versions(
+    default_group: DatasetGroup, personalize: Stubber, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Given a solution on Personalize with automatic training, its version a week old, a campaign
+    # following it, and Personalize having started an automatic version since
+    from recommendations.tasks import auto_retrain_task
+
+    provisioned(default_group)
+    solution = personalize_solution(default_group, personalize_arn=SOLUTION_ARN, perform_auto_training=True)
+    old = week_old_version(solution)
+    campaign = Campaign.objects.create(
+        dataset_group=default_group,
+        name="shop-home",
+        solution_version=old,
+        follows_latest=True,
+        backend=CampaignBackend.PERSONALIZE,
+        personalize_arn=CAMPAIGN_ARN,
+    )
+    auto_arn = f"{SOLUTION_ARN}/auto1"
+    personalize.add_response(
+        "describe_solution",
+        {"solution": {"solutionArn": SOLUTION_ARN, "status": "ACTIVE", "performAutoTraining": True}},
+        {"solutionArn": SOLUTION_ARN},
+    )
+    personalize.add_response(
+        "list_solution_versions",
+        {
+            "solutionVersions": [
+                {
+                    "solutionVersionArn": auto_arn,
+                    "status": "CREATE IN_PROGRESS",
+                    "trainingMode": "AUTOTRAIN",
+                    "trainingType": "AUTOMATIC",
+                    "creationDateTime": datetime.now(UTC) - timedelta(hours=2),
+                },
+                {"solutionVersionArn": VERSION_ARN, "status": "ACTIVE", "trainingType": "MANUAL"},
+            ]
+        },
+        {"solutionArn": SOLUTION_ARN},
+    )
+    personalize.add_response(
+        "describe_solution_version",
+        {"solutionVersion": {"status": "ACTIVE", "trainingHours": 1.0}},
+        {"solutionVersionArn": auto_arn},
+    )
+    personalize.add_response(
+        "get_solution_metrics",
+        {"solutionVersionArn": auto_arn, "metrics": {"coverage": 0.31}},
+        {"solutionVersionArn": auto_arn},
+    )
+
+    # When beat's weekly retraining runs
+    with django_capture_on_commit_callbacks(execute=True):
+        created = auto_retrain_task.delay().get()
+
+    # Then no version was trained (no CreateSolutionVersion, nothing local): Personalize's own
+    # version is recorded as AUTOMATIC, polled to ACTIVE with its metrics, and the campaign follows it
+    [version] = SolutionVersion.objects.filter(pk__in=created)
+    assert version.personalize_arn == auto_arn
+    assert version.training_type == TrainingType.AUTOMATIC
+    assert version.status == SolutionVersionStatus.ACTIVE
+    assert version.metrics == {"coverage": 0.31}
+    assert version.artifact == ""
+    campaign.refresh_from_db()
+    assert campaign.solution_version_id == version.pk
+    # And a second run finds nothing new to record
+    personalize.add_response(
+        "describe_solution",
+        {"solution": {"status": "ACTIVE", "performAutoTraining": True}},
+        {"solutionArn": SOLUTION_ARN},
+    )
+    personalize.add_response(
+        "list_solution_versions",
+        {"solutionVersions": [{"solutionVersionArn": auto_arn}, {"solutionVersionArn": VERSION_ARN}]},
+        {"solutionArn": SOLUTION_ARN},
+    )
+    SolutionVersion.objects.filter(pk=version.pk).update(created_at=datetime.now(UTC) - timedelta(days=8))
+    assert auto_retrain_task.delay().get() == []
+
+
+def test_auto_retrain_trains_a_personalize_solution_without_automatic_training_there(
+    default_group: DatasetGroup, personalize: Stubber, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Given a solution on Personalize whose automatic training is off there, due for retraining
+    from recommendations.tasks import auto_retrain_task
+
+    provisioned(default_group)
+    solution = personalize_solution(default_group, personalize_arn=SOLUTION_ARN, perform_auto_training=True)
+    week_old_version(solution)
+    new_arn = f"{SOLUTION_ARN}/def456"
+    personalize.add_response(
+        "describe_solution",
+        {"solution": {"status": "ACTIVE", "performAutoTraining": False}},
+        {"solutionArn": SOLUTION_ARN},
+    )
+    personalize.add_response(
+        "describe_solution", {"solution": {"status": "ACTIVE"}}, {"solutionArn": SOLUTION_ARN}
+    )
+    personalize.add_response(
+        "create_solution_version",
+        {"solutionVersionArn": new_arn},
+        {"name": ANY, "solutionArn": SOLUTION_ARN, "trainingMode": "FULL"},
+    )
+    personalize.add_response(
+        "describe_solution_version",
+        {"solutionVersion": {"status": "ACTIVE"}},
+        {"solutionVersionArn": new_arn},
+    )
+    personalize.add_response(
+        "get_solution_metrics", {"metrics": {"coverage": 0.2}}, {"solutionVersionArn": new_arn}
+    )
+
+    # When beat's weekly retraining runs
+    with django_capture_on_commit_callbacks(execute=True):
+        created = auto_retrain_task.delay().get()
+
+    # Then the new AUTOMATIC version was trained on Personalize (CreateSolutionVersion), not locally
+    [version] = SolutionVersion.objects.filter(pk__in=created)
+    assert (version.personalize_arn, version.training_type) == (new_arn, TrainingType.AUTOMATIC)
+    assert version.status == SolutionVersionStatus.ACTIVE
+    assert version.artifact == ""
+
+
+def test_auto_retrain_records_an_aws_error_and_goes_on_with_the_other_solutions(
+    default_group: DatasetGroup, personalize: Stubber, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Given a Personalize solution that Personalize no longer knows
+    from recommendations.tasks import auto_retrain_task
+
+    provisioned(default_group)
+    solution = personalize_solution(default_group, personalize_arn=SOLUTION_ARN, perform_auto_training=True)
+    week_old_version(solution)
+    personalize.add_client_error(
+        "describe_solution", service_error_code="ResourceNotFoundException", service_message="gone"
+    )
+
+    # When beat's weekly retraining runs, then it creates nothing and does not fail
+    with django_capture_on_commit_callbacks(execute=True):
+        assert auto_retrain_task.delay().get() == []
+    assert solution.versions.count() == 1
+
+
+def test_beat_entries_call_no_aws_when_nothing_is_on_personalize(
+    demo: DatasetGroup, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Given a machine without AWS settings (a bare `make run`): a local solution due for
+    # retraining, a local event tracker and events, and no group provisioned on Personalize
+    from recommendations import services, tracking
+    from recommendations.tasks import auto_retrain_task, outbox_sweep_task
+
+    settings.AWS_REGION = ""
+    settings.PERSONALIZE_ROLE_ARN = ""
+    settings.PERSONALIZE_S3_BUCKET = ""
+    aws.clear_client_cache()
+    solution = services.solution_create(dataset_group=demo, name="pop", recipe="aws-popularity-count")
+    tracking.event_tracker_create(dataset_group=demo, name="web")
+
+    # When every beat entry runs
+    with django_capture_on_commit_callbacks(execute=True):
+        retrained = auto_retrain_task.delay().get()
+        swept = outbox_sweep_task.delay().get()
+        imported = personalize_incremental_import_task.delay().get()
+
+    # Then the local solution was trained locally, nothing else had work, and no AWS client was
+    # even built (building one needs AWS_REGION)
+    [version] = SolutionVersion.objects.filter(pk__in=retrained)
+    assert version.solution == solution
+    assert version.status == SolutionVersionStatus.ACTIVE and version.artifact
+    assert swept == imported == []
+    assert aws._cached_client.cache_info().currsize == 0
