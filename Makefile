@@ -1,8 +1,10 @@
 # Recsite developer commands. Needs only Python 3.11 (or python3), pip and make.
 #
 #   make run    set up .venv, migrate the SQLite DB, load the demo data, train and deploy a
-#               campaign per recipe, create an admin login, and serve on
-#               http://127.0.0.1:8000/ with DJANGO_DEBUG=1
+#               campaign per recipe, create an admin login, an event tracker and the example
+#               filters, print how to try it, and serve on http://127.0.0.1:8000/ with
+#               DJANGO_DEBUG=1 (PORT=8011 make run for another port). Each step runs once:
+#               later runs print the same summary and serve.
 #   make test   set up .venv and run pytest (pass options with PYTEST_ARGS="-k foo -x")
 #   make lint   ruff check
 #
@@ -28,7 +30,7 @@ BOOTSTRAP_PYTHON := $(shell command -v python3.11 2>/dev/null || command -v pyth
 # pip on these machines warns about a missing local mirror; the warning is harmless.
 PIP_QUIET_FILTER := { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: help venv run test lint migrate seed admin campaigns
+.PHONY: help venv run test lint migrate seed admin campaigns demo test-js
 
 help:
 	@echo "make run    serve the demo on http://$(HOST):$(PORT)/ (SQLite, in-process tasks)"
@@ -55,8 +57,9 @@ venv: $(STAMP)
 migrate: $(STAMP)
 	@DJANGO_DEBUG=1 $(PY) manage.py migrate --noinput -v 0
 
+# Only the outcome line: the schema inference details are in the admin.
 seed: migrate
-	@DJANGO_DEBUG=1 $(PY) manage.py seed_demo
+	@DJANGO_DEBUG=1 $(PY) manage.py seed_demo | { grep -E "^(Demo shop loaded|Dataset group)" || true; }
 
 # Creates the superuser `admin` when no superuser exists; prints the login.
 admin: migrate
@@ -79,26 +82,32 @@ DEMO_RECIPES := aws-user-personalization aws-personalized-ranking aws-sims aws-s
 
 # Trains and deploys one campaign per recipe, named after it; later runs keep them.
 campaigns: seed
+	@DJANGO_DEBUG=1 $(PY) manage.py shell -v 0 -c "import sys; from recommendations.models import Campaign; \
+sys.exit(3 if Campaign.objects.count() < $(words $(DEMO_RECIPES)) else 0)" \
+		|| echo "Training and deploying a campaign per recipe (about a minute, once)..."
 	@for recipe in $(DEMO_RECIPES); do \
 		DJANGO_DEBUG=1 $(PY) manage.py train --recipe $$recipe --deploy --unless-deployed \
 			| grep -E "^(Campaign|Created campaign|CommandError)" || exit 1; \
 	done
 
-run: campaigns admin
-	@echo
-	@echo "  Admin:     http://$(HOST):$(PORT)/admin/"
-	@echo "  GraphiQL:  http://$(HOST):$(PORT)/graphql/"
-	@if [ -s $(ADMIN_PASSWORD_FILE) ]; then \
-		echo "  Login:     admin / $$(cat $(ADMIN_PASSWORD_FILE))"; \
-	else \
-		echo "  Login:     an admin already exists (its password is not in $(ADMIN_PASSWORD_FILE);"; \
-		echo "             reset it with: $(PY) manage.py changepassword <username>)"; \
-	fi
-	@echo
-	@DJANGO_DEBUG=1 exec $(PY) manage.py runserver $(HOST):$(PORT)
+# The event tracker and the filters the GraphiQL examples use (once), then the summary.
+demo: campaigns admin
+	@DJANGO_DEBUG=1 $(PY) manage.py demo_setup --url http://$(HOST):$(PORT) \
+		--admin-password-file $(ADMIN_PASSWORD_FILE)
+
+# No reloader (one process, no "Watching for file changes" lines) and no second system check
+# (migrate ran them); Django's development-server warning is hidden: this is the demo.
+run: demo
+	@DJANGO_DEBUG=1 DJANGO_RUNSERVER_HIDE_WARNING=true exec $(PY) manage.py runserver \
+		--noreload --skip-checks $(HOST):$(PORT)
 
 test: $(STAMP)
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# recsite.js's unit tests alone (make test runs them too, through pytest, when node is installed).
+test-js:
+	@if command -v node >/dev/null; then node --test tests/js/; \
+	else echo "node is not installed: recsite.js tests skipped"; fi
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .

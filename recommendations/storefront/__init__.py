@@ -1,0 +1,1 @@
+"""The demo storefront (`/demo/`, debug only): a shop page over the GraphQL API and recsite.js."""
