@@ -110,10 +110,12 @@ def filter_expression_check(*, dataset_group: DatasetGroup, expression: str) -> 
 def filter_create(
     *, dataset_group: DatasetGroup, name: str, expression: str, backend: str | None = None
 ) -> Filter:
-    """Create an ACTIVE filter (CreateFilter); nothing is written when the name or expression is refused.
+    """Create a filter (CreateFilter); nothing is written when the name or expression is refused.
 
-    `backend` (default `RECSITE_BACKEND`) is where the filter lives; on `personalize` it is created
-    there too (CreateFilter, same expression) and nothing is written if Personalize refuses it.
+    `backend` (default `RECSITE_BACKEND`) is where the filter lives. A local filter is ACTIVE at
+    once. On `personalize` it is created there too (CreateFilter, same expression; nothing is
+    written if Personalize refuses it) and is CREATE PENDING until its task, enqueued on commit,
+    sees Personalize report it ACTIVE or CREATE FAILED (with the reason).
     """
     from recommendations.backends.base import backend_get, default_backend_name
 
@@ -123,11 +125,12 @@ def filter_create(
     backend = backend or default_backend_name()
     if backend not in CampaignBackend.values:
         raise FilterError(f"backend must be one of {', '.join(CampaignBackend.values)}, not {backend!r}")
+    on_personalize = backend == CampaignBackend.PERSONALIZE
     instance = Filter(
         dataset_group=dataset_group,
         name=name,
         expression=expression,
-        status=FilterStatus.ACTIVE,
+        status=FilterStatus.PENDING if on_personalize else FilterStatus.ACTIVE,
         backend=backend,
     )
     try:
@@ -141,6 +144,10 @@ def filter_create(
             backend_get(backend).filter_create(filter=instance)  # a refusal rolls the row back
     except IntegrityError:
         raise FilterError(f"a filter named {name!r} already exists") from None
+    if on_personalize:
+        from recommendations.personalize_tasks import personalize_filter_task
+
+        transaction.on_commit(lambda: personalize_filter_task.delay(instance.pk))
     return instance
 
 

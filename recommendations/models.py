@@ -410,8 +410,11 @@ class Campaign(models.Model):
 
 
 class FilterStatus(models.TextChoices):
-    """Personalize's filter states (a local filter is checked and ACTIVE at creation)."""
+    """Personalize's filter states (a local filter is checked and ACTIVE at creation; one on Personalize
+    is CREATE PENDING until Personalize reports it ACTIVE or CREATE FAILED)."""
 
+    PENDING = "CREATE PENDING"
+    IN_PROGRESS = "CREATE IN_PROGRESS"
     ACTIVE = "ACTIVE"
     FAILED = "CREATE FAILED"
     DELETE_PENDING = "DELETE PENDING"

@@ -52,6 +52,8 @@ from recommendations.models import (
     CampaignBackend,
     CampaignStatus,
     EventTracker,
+    Filter,
+    FilterStatus,
     PersonalizeDatasetGroup,
     PersonalizeImportJob,
     PersonalizeImportMode,
@@ -74,6 +76,8 @@ __all__ = [
     "campaign_fail",
     "dataset_group_fail",
     "dataset_group_provision_step",
+    "filter_fail",
+    "filter_status_step",
     "import_job_fail",
     "import_job_step",
     "incremental_import_candidates",
@@ -862,24 +866,19 @@ def personalize_campaign_create(
     min_provisioned_tps: int = 1,
 ) -> Campaign:
     """A campaign on Personalize (CREATE PENDING until Personalize deploys it); enqueued on commit."""
-    from recommendations.personalize_tasks import personalize_campaign_task
     from recommendations.services import campaign_create
 
     if not solution_version.personalize_arn:
         raise PersonalizeJobError(f"solution version {solution_version.pk} was not trained on Personalize")
     if min_provisioned_tps < 1:
         raise PersonalizeJobError("minProvisionedTPS must be at least 1")
-    campaign = campaign_create(
+    return campaign_create(
         name=name,
         solution_version=solution_version,
         campaign_config=campaign_config,
         backend=CampaignBackend.PERSONALIZE,
+        min_provisioned_tps=min_provisioned_tps,
     )
-    _update(campaign, status=CampaignStatus.PENDING)
-    transaction.on_commit(
-        lambda: personalize_campaign_task.delay(campaign.pk, min_provisioned_tps=min_provisioned_tps)
-    )
-    return campaign
 
 
 def personalize_campaign_update(
@@ -943,10 +942,13 @@ def campaign_deploy_step(
     client = personalize_client()
     if not version.personalize_arn:
         raise PersonalizeJobError(f"solution version {version.pk} was not trained on Personalize")
+    # syncWithLatestSolutionVersion takes the solution's ARN as `SolutionArn/$LATEST` (Personalize's rule).
+    follows = bool(config.get("syncWithLatestSolutionVersion"))
+    wanted_arn = f"{_solution_arn(version.solution)}/$LATEST" if follows else version.personalize_arn
     if not campaign.personalize_arn:
         params: dict[str, Any] = {
             "name": campaign.name,
-            "solutionVersionArn": version.personalize_arn,
+            "solutionVersionArn": wanted_arn,
             "minProvisionedTPS": min_provisioned_tps or 1,
         }
         if config:
@@ -983,19 +985,20 @@ def campaign_deploy_step(
     deployed_config = described.get("campaignConfig") or {}
     wanted_tps = min_provisioned_tps
     differs = (
-        deployed_version != version.personalize_arn
+        # a following campaign serves whichever version Personalize trained last
+        (not follows and deployed_version != version.personalize_arn)
         or _config_differs(config, deployed_config)
         or (wanted_tps is not None and described.get("minProvisionedTPS") != wanted_tps)
     )
     if differs:
-        if (
-            update_status == PersonalizeStatus.FAILED
-            and update.get("solutionVersionArn") == version.personalize_arn
+        if update_status == PersonalizeStatus.FAILED and update.get("solutionVersionArn") in (
+            version.personalize_arn,
+            wanted_arn,
         ):
             reason = update.get("failureReason") or "the campaign update failed on Personalize"
             campaign_fail(campaign_id=campaign.pk, reason=reason)
             return Step(CampaignStatus.ACTIVE, detail=reason)
-        params = {"campaignArn": campaign.personalize_arn, "solutionVersionArn": version.personalize_arn}
+        params = {"campaignArn": campaign.personalize_arn, "solutionVersionArn": wanted_arn}
         if config:
             params["campaignConfig"] = config
         if wanted_tps is not None:
@@ -1020,6 +1023,43 @@ def campaign_fail(*, campaign_id: int, reason: str) -> None:
         status=CampaignStatus.FAILED
     )
     Campaign.objects.filter(pk=campaign_id).update(failure_reason=reason, updated_at=timezone.now())
+
+
+# --- filters ----------------------------------------------------------------------------------------
+
+
+def filter_status_step(*, filter_id: int) -> Step:
+    """DescribeFilter on a filter CreateFilter made; record ACTIVE, or CREATE FAILED with the reason."""
+    found = Filter.objects.filter(pk=filter_id).first()
+    if found is None:
+        return Step(FilterStatus.DELETE_PENDING)  # deleted meanwhile: nothing left to watch
+    if found.status in (FilterStatus.ACTIVE, FilterStatus.FAILED, FilterStatus.DELETE_PENDING):
+        return Step(found.status)
+    if not found.personalize_arn:
+        raise PersonalizeJobError(f"filter {found.name!r} was not created on Personalize (no ARN)")
+    described = aws_call(personalize_client(), "describe_filter", filterArn=found.personalize_arn)["filter"]
+    status = personalize_status(described.get("status"))
+    if status == PersonalizeStatus.FAILED:
+        reason = described.get("failureReason") or f"Personalize reports {described.get('status')}"
+        filter_fail(filter_id=found.pk, reason=reason)
+        return Step(FilterStatus.FAILED, detail=reason)
+    if status == PersonalizeStatus.ACTIVE:
+        found.status, found.failure_reason = FilterStatus.ACTIVE, ""
+        found.save(update_fields=["status", "failure_reason", "updated_at"])  # clears the serving caches
+        return Step(FilterStatus.ACTIVE)
+    mapped = FilterStatus.IN_PROGRESS if status == PersonalizeStatus.IN_PROGRESS else FilterStatus.PENDING
+    if mapped != found.status:
+        found.status = mapped
+        found.save(update_fields=["status", "updated_at"])
+    return Step(mapped, waiting=True, detail=f"Personalize reports {described.get('status')}")
+
+
+def filter_fail(*, filter_id: int, reason: str) -> None:
+    """Record that a filter could not be created on Personalize (CREATE FAILED), with the reason."""
+    found = Filter.objects.filter(pk=filter_id).first()
+    if found is not None and found.status != FilterStatus.ACTIVE:
+        found.status, found.failure_reason = FilterStatus.FAILED, reason
+        found.save(update_fields=["status", "failure_reason", "updated_at"])
 
 
 # --- batch jobs on Personalize -------------------------------------------------------------------------

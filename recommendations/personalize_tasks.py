@@ -36,6 +36,8 @@ from recommendations.personalize_jobs import (
     campaign_fail,
     dataset_group_fail,
     dataset_group_provision_step,
+    filter_fail,
+    filter_status_step,
     import_job_fail,
     import_job_step,
     incremental_import_candidates,
@@ -48,6 +50,7 @@ __all__ = [
     "backoff_seconds",
     "batch_job_task",
     "personalize_campaign_task",
+    "personalize_filter_task",
     "personalize_import_task",
     "personalize_incremental_import_task",
     "personalize_provision_task",
@@ -169,6 +172,17 @@ def personalize_campaign_task(
             min_provisioned_tps=min_provisioned_tps,
         ),
         lambda reason: campaign_fail(campaign_id=campaign_id, reason=reason),
+    )
+
+
+@shared_task(bind=True, acks_late=True, max_retries=TASK_MAX_RETRIES)
+def personalize_filter_task(self: Any, filter_id: int, failures: int = 0) -> str:
+    """Watch a filter CreateFilter made until Personalize reports it ACTIVE or CREATE FAILED."""
+    return _advance(
+        self,
+        failures,
+        lambda: filter_status_step(filter_id=filter_id),
+        lambda reason: filter_fail(filter_id=filter_id, reason=reason),
     )
 
 

@@ -114,10 +114,15 @@ def campaign_create(
     campaign_config: Mapping[str, Any] | None = None,
     follows_latest: bool | None = None,
     backend: str | None = None,
+    min_provisioned_tps: int = 1,
 ) -> Campaign:
-    """Create a campaign serving an ACTIVE version (CreateCampaign); the local backend deploys at once.
+    """Create a campaign serving an ACTIVE version (CreateCampaign); `backend` defaults to `RECSITE_BACKEND`.
 
-    `backend` defaults to `RECSITE_BACKEND`.
+    The local backend deploys at once (ACTIVE). On `personalize` the version must have been trained
+    there; the campaign is CREATE PENDING (no ARN yet, so it answers UNAVAILABLE) and, once the
+    transaction commits, its task runs CreateCampaign (`minProvisionedTPS`, `campaignConfig`) and
+    polls until Personalize reports ACTIVE or CREATE FAILED with the reason. A Personalize campaign
+    that follows the latest version does it Personalize's way, `syncWithLatestSolutionVersion`.
     """
     from recommendations.backends.base import default_backend_name
 
@@ -129,6 +134,11 @@ def campaign_create(
     follows = (
         bool(config.get("syncWithLatestSolutionVersion", False)) if follows_latest is None else follows_latest
     )
+    on_personalize = backend == CampaignBackend.PERSONALIZE
+    if on_personalize:
+        _personalize_deployable(solution_version, min_provisioned_tps)
+        if follows:
+            config["syncWithLatestSolutionVersion"] = True
     campaign = Campaign(
         dataset_group_id=solution_version.solution.dataset_group_id,
         name=name,
@@ -136,11 +146,28 @@ def campaign_create(
         campaign_config=config,
         follows_latest=follows,
         backend=backend,
-        status=CampaignStatus.ACTIVE,
+        status=CampaignStatus.PENDING if on_personalize else CampaignStatus.ACTIVE,
     )
     _full_clean(campaign)
     campaign.save()
+    if on_personalize:
+        from recommendations.personalize_tasks import personalize_campaign_task
+
+        transaction.on_commit(
+            lambda: personalize_campaign_task.delay(campaign.pk, min_provisioned_tps=min_provisioned_tps)
+        )
     return campaign
+
+
+def _personalize_deployable(version: SolutionVersion, min_provisioned_tps: int | None) -> None:
+    """Refuse what CreateCampaign / UpdateCampaign would: a version not on Personalize, TPS below 1."""
+    if not version.personalize_arn:
+        raise SolutionConfigError(
+            f"solution version {version.pk} was trained by the local engine, not on Amazon Personalize: "
+            "train the solution there first (manage.py train --backend personalize) or deploy it locally"
+        )
+    if min_provisioned_tps is not None and min_provisioned_tps < 1:
+        raise SolutionConfigError("minProvisionedTPS must be at least 1")
 
 
 def campaign_update(
@@ -150,7 +177,21 @@ def campaign_update(
     campaign_config: Mapping[str, Any] | None = None,
     follows_latest: bool | None = None,
 ) -> Campaign:
-    """Deploy another ACTIVE version and/or change the config (UpdateCampaign); web processes swap lazily."""
+    """Deploy another ACTIVE version and/or change the config (UpdateCampaign); web processes swap lazily.
+
+    A campaign on Personalize is updated there (`personalize_jobs.personalize_campaign_update`): the
+    row moves to the new version and config only once Personalize has finished the update.
+    """
+    if campaign.backend == CampaignBackend.PERSONALIZE:
+        from recommendations.personalize_jobs import personalize_campaign_update
+
+        config = campaign_config
+        if follows_latest is not None:
+            config = {**(campaign.campaign_config if config is None else config)}
+            config["syncWithLatestSolutionVersion"] = follows_latest
+        return personalize_campaign_update(
+            campaign=campaign, solution_version=solution_version, campaign_config=config
+        )
     if solution_version is not None:
         campaign.solution_version = solution_version
     if campaign_config is not None:

@@ -44,6 +44,7 @@ from recommendations.models import (
     Campaign,
     CampaignBackend,
     Filter,
+    FilterStatus,
     PersonalizeDatasetGroup,
     Solution,
 )
@@ -171,10 +172,26 @@ def _filter_row(campaign: Campaign, name: str) -> Filter:
 
 
 def _filter_arn(campaign: Campaign, found: Filter) -> str:
+    """The filter's ARN once Personalize has it ACTIVE.
+
+    A filter still being created is looked at once more (DescribeFilter) when a request uses it, so
+    it becomes usable even where no worker polls it (tasks in-process); until then, UNAVAILABLE.
+    """
+    from recommendations.personalize_jobs import filter_status_step
+
     if found.backend != CampaignBackend.PERSONALIZE or not found.personalize_arn:
         raise BackendUnavailableError(
             f"filter {found.name!r} is not created on Amazon Personalize, so campaign {campaign.name!r} "
             "cannot use it; create the filter with RECSITE_BACKEND=personalize"
+        )
+    if found.status in (FilterStatus.PENDING, FilterStatus.IN_PROGRESS):
+        filter_status_step(filter_id=found.pk)
+        found.refresh_from_db(fields=["status", "failure_reason"])
+    if found.status != FilterStatus.ACTIVE:
+        reason = f": {found.failure_reason}" if found.failure_reason else ""
+        raise BackendUnavailableError(
+            f"filter {found.name!r} is {found.status} on Amazon Personalize{reason}; "
+            "it can be used once ACTIVE"
         )
     return found.personalize_arn
 

@@ -1419,3 +1419,270 @@ def test_beat_entries_call_no_aws_when_nothing_is_on_personalize(
     assert version.status == SolutionVersionStatus.ACTIVE and version.artifact
     assert swept == imported == []
     assert aws._cached_client.cache_info().currsize == 0
+
+
+# --- creating campaigns and filters on the personalize backend ----------------------------------------
+
+
+def test_a_campaign_created_on_the_personalize_backend_is_pending_until_personalize_has_it_active(
+    default_group: DatasetGroup,
+    personalize: Stubber,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # Given RECSITE_BACKEND=personalize and a version trained on Personalize
+    from recommendations import services
+
+    settings.RECSITE_BACKEND = "personalize"
+    version = active_version(default_group)
+    personalize.add_response(
+        "create_campaign",
+        {"campaignArn": CAMPAIGN_ARN},
+        {"name": "shop-home", "solutionVersionArn": VERSION_ARN, "minProvisionedTPS": 1},
+    )
+    personalize.add_response(
+        "describe_campaign", {"campaign": {"status": "CREATE IN_PROGRESS"}}, {"campaignArn": CAMPAIGN_ARN}
+    )
+    personalize.add_response(
+        "describe_campaign",
+        {"campaign": {"status": "ACTIVE", "solutionVersionArn": VERSION_ARN, "minProvisionedTPS": 1}},
+        {"campaignArn": CAMPAIGN_ARN},
+    )
+
+    # When a campaign is created the way createCampaign does, without naming a backend
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign = services.campaign_create(name="shop-home", solution_version=version)
+        # Then, before Personalize answers, it is CREATE PENDING without an ARN
+        assert (campaign.backend, campaign.status, campaign.personalize_arn) == (
+            "personalize",
+            CampaignStatus.PENDING,
+            "",
+        )
+
+    # And its task ran CreateCampaign and polled it to ACTIVE
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.personalize_arn) == (CampaignStatus.ACTIVE, CAMPAIGN_ARN)
+
+
+def test_a_personalize_campaign_needs_a_version_trained_on_personalize(
+    default_group: DatasetGroup, personalize: Stubber
+) -> None:
+    # Given a version trained by the local engine (no Personalize ARN)
+    from recommendations import services
+    from recommendations.errors import SolutionConfigError
+
+    solution = personalize_solution(default_group)
+    version = SolutionVersion.objects.create(solution=solution, status=SolutionVersionStatus.ACTIVE)
+
+    # When a Personalize campaign is asked for, then it is refused saying why, and nothing is written
+    with pytest.raises(SolutionConfigError, match="trained by the local engine"):
+        services.campaign_create(name="shop-home", solution_version=version, backend="personalize")
+    assert not Campaign.objects.exists()
+
+
+def test_a_following_personalize_campaign_is_created_with_sync_to_the_latest_version(
+    default_group: DatasetGroup, personalize: Stubber, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Given a version on Personalize
+    from recommendations import services
+
+    version = active_version(default_group)
+    sync = {"syncWithLatestSolutionVersion": True}
+    personalize.add_response(
+        "create_campaign",
+        {"campaignArn": CAMPAIGN_ARN},
+        {
+            "name": "shop-home",
+            "solutionVersionArn": f"{SOLUTION_ARN}/$LATEST",
+            "minProvisionedTPS": 1,
+            "campaignConfig": sync,
+        },
+    )
+    personalize.add_response(
+        "describe_campaign",
+        {
+            "campaign": {
+                "status": "ACTIVE",
+                "solutionVersionArn": f"{SOLUTION_ARN}/newest",
+                "minProvisionedTPS": 1,
+                "campaignConfig": sync,
+            }
+        },
+        {"campaignArn": CAMPAIGN_ARN},
+    )
+
+    # When a campaign following the latest version is created on Personalize
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign = services.campaign_create(
+            name="shop-home", solution_version=version, follows_latest=True, backend="personalize"
+        )
+
+    # Then CreateCampaign got Personalize's form (SolutionArn/$LATEST + syncWithLatestSolutionVersion)
+    # and no UpdateCampaign was started because Personalize serves a newer version
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.ACTIVE
+    assert campaign.follows_latest and campaign.campaign_config == sync
+
+
+def test_updating_a_personalize_campaign_goes_through_update_campaign(
+    default_group: DatasetGroup, personalize: Stubber, django_capture_on_commit_callbacks: Any
+) -> None:
+    # Given an ACTIVE Personalize campaign on version 1 and an ACTIVE version 2
+    from recommendations import services
+
+    old = active_version(default_group)
+    new = active_version(default_group, arn=f"{SOLUTION_ARN}/def456")
+    campaign = Campaign.objects.create(
+        dataset_group=default_group,
+        name="shop-home",
+        solution_version=old,
+        backend=CampaignBackend.PERSONALIZE,
+        personalize_arn=CAMPAIGN_ARN,
+    )
+    deployed = {"status": "ACTIVE", "solutionVersionArn": VERSION_ARN, "minProvisionedTPS": 1}
+    personalize.add_response("describe_campaign", {"campaign": deployed}, {"campaignArn": CAMPAIGN_ARN})
+    personalize.add_response(
+        "update_campaign",
+        {"campaignArn": CAMPAIGN_ARN},
+        {"campaignArn": CAMPAIGN_ARN, "solutionVersionArn": new.personalize_arn},
+    )
+    personalize.add_response(
+        "describe_campaign",
+        {"campaign": {**deployed, "solutionVersionArn": new.personalize_arn}},
+        {"campaignArn": CAMPAIGN_ARN},
+    )
+
+    # When the campaign is updated the way updateCampaign and `train --deploy` do
+    with django_capture_on_commit_callbacks(execute=True):
+        services.campaign_update(campaign=campaign, solution_version=new)
+        # Then the row still serves version 1 until Personalize is done
+        assert Campaign.objects.get(pk=campaign.pk).solution_version_id == old.pk
+
+    campaign.refresh_from_db()
+    assert campaign.solution_version_id == new.pk
+
+
+@pytest.mark.parametrize(
+    ("final", "reason", "expected"),
+    [
+        ("ACTIVE", None, "ACTIVE"),
+        ("CREATE FAILED", "Filter expression names a field that is not in the schema", "CREATE FAILED"),
+    ],
+)
+def test_a_filter_created_on_personalize_is_pending_until_personalize_reports_its_status(
+    default_group: DatasetGroup,
+    personalize: Stubber,
+    django_capture_on_commit_callbacks: Any,
+    final: str,
+    reason: str | None,
+    expected: str,
+) -> None:
+    # Given a provisioned group, CreateFilter accepting the filter, and Personalize creating it
+    from recommendations.filtering import filter_create
+    from recommendations.models import Filter
+
+    provisioned(default_group)
+    expression = 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("purchase")'
+    filter_arn = f"{ACCOUNT}:filter/no-repeats"
+    personalize.add_response(
+        "create_filter",
+        {"filterArn": filter_arn},
+        {"name": "no-repeats", "datasetGroupArn": GROUP_ARN, "filterExpression": expression},
+    )
+    personalize.add_response(
+        "describe_filter", {"filter": {"status": "CREATE IN_PROGRESS"}}, {"filterArn": filter_arn}
+    )
+    described: dict[str, Any] = {"status": final}
+    if reason:
+        described["failureReason"] = reason
+    personalize.add_response("describe_filter", {"filter": described}, {"filterArn": filter_arn})
+
+    # When the filter is created on Personalize
+    with django_capture_on_commit_callbacks(execute=True):
+        created = filter_create(
+            dataset_group=default_group, name="no-repeats", expression=expression, backend="personalize"
+        )
+        # Then it is CREATE PENDING with its ARN until Personalize reports on it
+        assert (created.status, created.personalize_arn) == ("CREATE PENDING", filter_arn)
+
+    # And its task polled DescribeFilter to Personalize's final status, with the reason on failure
+    row = Filter.objects.get(name="no-repeats")
+    assert row.status == expected
+    assert row.failure_reason == (reason or "")
+
+
+def test_train_with_the_personalize_backend_trains_and_deploys_on_personalize(
+    default_group: DatasetGroup, personalize: Stubber, settings: Any
+) -> None:
+    # Given a provisioned group and RECSITE_BACKEND=personalize (no broker: tasks in-process)
+    import io
+
+    from django.core.management import call_command
+
+    from recommendations.models import TrainingMode
+
+    settings.RECSITE_BACKEND = "personalize"
+    provisioned(default_group)
+    personalize.add_response(
+        "create_solution",
+        {"solutionArn": SOLUTION_ARN},
+        {
+            "name": "aws-user-personalization",
+            "datasetGroupArn": GROUP_ARN,
+            "recipeArn": "arn:aws:personalize:::recipe/aws-user-personalization",
+            "performHPO": False,
+            "performAutoTraining": True,
+            "solutionConfig": {"autoTrainingConfig": {"schedulingExpression": "rate(7 days)"}},
+        },
+    )
+    personalize.add_response(
+        "describe_solution", {"solution": {"status": "ACTIVE"}}, {"solutionArn": SOLUTION_ARN}
+    )
+    personalize.add_response(
+        "create_solution_version",
+        {"solutionVersionArn": VERSION_ARN},
+        {"name": ANY, "solutionArn": SOLUTION_ARN, "trainingMode": TrainingMode.FULL},
+    )
+    personalize.add_response(
+        "describe_solution_version",
+        {"solutionVersion": {"status": "ACTIVE"}},
+        {"solutionVersionArn": VERSION_ARN},
+    )
+    personalize.add_response(
+        "get_solution_metrics",
+        {"metrics": {"normalized_discounted_cumulative_gain_at_10": 0.21}},
+        {"solutionVersionArn": VERSION_ARN},
+    )
+    sync = {"syncWithLatestSolutionVersion": True}
+    personalize.add_response(
+        "create_campaign",
+        {"campaignArn": CAMPAIGN_ARN},
+        {
+            "name": "aws-user-personalization",
+            "solutionVersionArn": f"{SOLUTION_ARN}/$LATEST",
+            "minProvisionedTPS": 1,
+            "campaignConfig": sync,
+        },
+    )
+    personalize.add_response(
+        "describe_campaign",
+        {"campaign": {"status": "ACTIVE", "solutionVersionArn": VERSION_ARN, "campaignConfig": sync}},
+        {"campaignArn": CAMPAIGN_ARN},
+    )
+
+    # When `train --deploy` runs
+    out = io.StringIO()
+    call_command("train", "--recipe", "aws-user-personalization", "--deploy", stdout=out)
+
+    # Then the version was trained on Personalize (its metrics printed) and the campaign deployed there
+    version = SolutionVersion.objects.get()
+    assert (version.personalize_arn, version.status, version.artifact) == (VERSION_ARN, "ACTIVE", "")
+    campaign = Campaign.objects.get()
+    assert (campaign.backend, campaign.status, campaign.personalize_arn) == (
+        "personalize",
+        CampaignStatus.ACTIVE,
+        CAMPAIGN_ARN,
+    )
+    assert campaign.solution_version_id == version.pk
+    assert "normalized_discounted_cumulative_gain_at_10" in out.getvalue()
+    assert "serves version" in out.getvalue()

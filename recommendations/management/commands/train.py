@@ -1,6 +1,6 @@
 """`manage.py train --recipe RECIPE [--solution NAME] [--dataset-group NAME] [--config JSON] [--hpo]
-[--deploy] [--campaign NAME] [--unless-deployed]`: train a solution version and optionally
-deploy it to a campaign.
+[--deploy] [--campaign NAME] [--unless-deployed] [--backend local|personalize]`: train a solution
+version and optionally deploy it to a campaign.
 
 The solution is reused when it exists (same recipe), else created (default name: the recipe,
 prefixed with the group when it is not `default`). Without a broker the training task runs in this
@@ -8,12 +8,18 @@ process and prints each step; with one, the command waits for the worker and pri
 reports. It ends with the status, the training time and the metrics table, and exits non-zero with
 the failure reason when the version is CREATE FAILED. `--deploy` creates or updates the campaign
 (default name: the solution's) so it serves the new version and follows later ones.
+
+With `--backend personalize` (the default when `RECSITE_BACKEND=personalize`) the version is
+trained on Amazon Personalize (CreateSolution once, CreateSolutionVersion, GetSolutionMetrics) and
+`--deploy` runs CreateCampaign with `syncWithLatestSolutionVersion`, or UpdateCampaign for an
+existing campaign; the command waits for each to finish, polling every `PERSONALIZE_POLL_SECONDS`.
 """
 
 import json
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
@@ -21,9 +27,20 @@ from catalog.errors import CatalogError
 from catalog.models import DEFAULT_DATASET_GROUP, DatasetGroup
 from catalog.selectors import dataset_group_get
 from recommendations import services
-from recommendations.errors import RecommendationError
+from recommendations.backends.base import default_backend_name
+from recommendations.errors import PersonalizeError, RecommendationError
+from recommendations.management.commands._jobs import wait_for
 from recommendations.management.commands.metrics import metrics_table, version_summary
-from recommendations.models import Campaign, Solution, SolutionVersion, SolutionVersionStatus
+from recommendations.models import (
+    Campaign,
+    CampaignBackend,
+    CampaignStatus,
+    Solution,
+    SolutionVersion,
+    SolutionVersionStatus,
+)
+from recommendations.personalize_jobs import personalize_solution_version_create
+from recommendations.personalize_tasks import personalize_campaign_task, personalize_solution_version_task
 from recommendations.tasks import create_solution_version_task, training_progress
 from recsite.celery import app as celery_app
 
@@ -51,6 +68,11 @@ class Command(BaseCommand):
         parser.add_argument("--campaign", help="campaign to deploy to (default: the solution's name)")
         parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for a worker")
         parser.add_argument(
+            "--backend",
+            choices=("local", "personalize"),
+            help="where to train and deploy (default: RECSITE_BACKEND)",
+        )
+        parser.add_argument(
             "--unless-deployed",
             action="store_true",
             help="do nothing when the campaign already serves an ACTIVE version (for `make run`)",
@@ -66,19 +88,42 @@ class Command(BaseCommand):
         campaign_name = options["campaign"] or solution.name
         if options["unless_deployed"] and self._serving(campaign_name):
             return
-        self.stdout.write(f"Training {solution.name} ({solution.recipe}) on dataset group {group.name!r}...")
+        backend = options["backend"] or default_backend_name()
+        on_personalize = backend == CampaignBackend.PERSONALIZE
+        where = " on Amazon Personalize" if on_personalize else ""
+        self.stdout.write(
+            f"Training {solution.name} ({solution.recipe}) on dataset group {group.name!r}{where}..."
+        )
         started = time.perf_counter()
-        with training_progress(lambda step: self.stdout.write(f"  {step}...")):
-            with transaction.atomic():
-                version = services.solution_version_create(solution=solution)
-            version = self._wait(version, options["timeout"])
+        if on_personalize:
+            version = self._train_on_personalize(solution)
+        else:
+            with training_progress(lambda step: self.stdout.write(f"  {step}...")):
+                with transaction.atomic():
+                    version = services.solution_version_create(solution=solution)
+                version = self._wait(version, options["timeout"])
         self.stdout.write(version_summary(version) + f" (wall {time.perf_counter() - started:.1f} s)")
         if version.status != SolutionVersionStatus.ACTIVE:
             raise CommandError(f"{version.status}: {version.failure_reason or 'no reason recorded'}")
         self.stdout.write("Offline metrics (holdout of 10% of users):")
         self.stdout.write(metrics_table(version.metrics))
         if options["deploy"] or options["campaign"]:
-            self._deploy(version, campaign_name)
+            self._deploy(version, campaign_name, backend)
+
+    def _train_on_personalize(self, solution: Solution) -> SolutionVersion:
+        """A version trained on Personalize, waited for (its task re-run in-process without a broker)."""
+        try:
+            with transaction.atomic():
+                version = personalize_solution_version_create(solution=solution)
+        except (RecommendationError, PersonalizeError) as error:
+            raise CommandError(str(error)) from None
+        return wait_for(
+            model=SolutionVersion,
+            pk=version.pk,
+            rerun=lambda: personalize_solution_version_task.apply(args=[version.pk]),
+            write=self.stdout.write,
+            eager=bool(celery_app.conf.task_always_eager),
+        )
 
     def _config(self, raw: str | None) -> dict[str, Any] | None:
         if raw is None:
@@ -158,14 +203,55 @@ class Command(BaseCommand):
             self.stdout.write(f"Campaign {name!r} already serves version {campaign.solution_version_id}.")
         return campaign is not None
 
-    def _deploy(self, version: SolutionVersion, name: str) -> None:
+    def _deploy(self, version: SolutionVersion, name: str, backend: str) -> None:
         campaign = Campaign.objects.filter(name=name).first()
         try:
-            if campaign is None:
-                campaign = services.campaign_create(name=name, solution_version=version, follows_latest=True)
-                self.stdout.write(f"Created campaign {name!r} serving version {version.pk}.")
-            else:
-                campaign = services.campaign_update(campaign=campaign, solution_version=version)
-                self.stdout.write(f"Campaign {name!r} now serves version {version.pk}.")
-        except RecommendationError as error:
+            with transaction.atomic():
+                if campaign is None:
+                    campaign = services.campaign_create(
+                        name=name, solution_version=version, follows_latest=True, backend=backend
+                    )
+                    created = True
+                else:
+                    campaign = services.campaign_update(campaign=campaign, solution_version=version)
+                    created = False
+        except (RecommendationError, PersonalizeError) as error:
             raise CommandError(str(error)) from None
+        if campaign.backend == CampaignBackend.PERSONALIZE:
+            self._wait_campaign(campaign, version)
+        elif created:
+            self.stdout.write(f"Created campaign {name!r} serving version {version.pk}.")
+        else:
+            self.stdout.write(f"Campaign {name!r} now serves version {version.pk}.")
+
+    def _wait_campaign(self, campaign: Campaign, version: SolutionVersion) -> None:
+        """Wait until Personalize has the campaign ACTIVE on the version (CreateCampaign / UpdateCampaign)."""
+        eager = bool(celery_app.conf.task_always_eager)
+        rerun_kwargs = (
+            {} if campaign.solution_version_id == version.pk else {"solution_version_id": version.pk}
+        )
+        seconds = float(getattr(settings, "PERSONALIZE_POLL_SECONDS", 60))
+        earlier_failure = campaign.failure_reason
+        last, just_ran = None, False
+        while True:
+            campaign.refresh_from_db()
+            state = (campaign.status, campaign.solution_version_id == version.pk)
+            if state != last:
+                self.stdout.write(f"  campaign {campaign.name} is {campaign.status} on Amazon Personalize")
+                last = state
+            failed_now = campaign.failure_reason and campaign.failure_reason != earlier_failure
+            if campaign.status == CampaignStatus.FAILED or failed_now:
+                raise CommandError(
+                    f"campaign {campaign.name!r}: {campaign.failure_reason or campaign.status}"
+                )
+            if campaign.status == CampaignStatus.ACTIVE and campaign.solution_version_id == version.pk:
+                self.stdout.write(
+                    f"Campaign {campaign.name!r} serves version {version.pk} on Amazon Personalize."
+                )
+                return
+            if eager and not just_ran:
+                personalize_campaign_task.apply(args=[campaign.pk], kwargs=rerun_kwargs)
+                just_ran = True
+                continue
+            time.sleep(seconds)
+            just_ran = False

@@ -21,6 +21,7 @@ from recommendations.backends.base import RecommendationBackend, backend_get, ca
 from recommendations.errors import BackendUnavailableError
 from recommendations.filtering import filter_create
 from recommendations.models import Campaign, Filter, RecommendationRecord
+from recommendations.personalize_tasks import personalize_filter_task
 from tests.recommendations.backends.conftest import (
     GROUP_ARN,
     active_user,
@@ -63,14 +64,23 @@ class Served:
             self.stubber.add_response(operation, response, params)
 
     def filter(self, name: str, expression: str) -> Filter:
-        """A filter on this backend (on Personalize: CreateFilter answered with its ARN)."""
+        """A filter on this backend (on Personalize: CreateFilter answered with its ARN, then ACTIVE)."""
         if self.control is not None:
             self.control.add_response(
                 "create_filter",
                 {"filterArn": filter_arn(name)},
                 {"name": name, "datasetGroupArn": GROUP_ARN, "filterExpression": expression},
             )
-        return filter_create(dataset_group=self.group, name=name, expression=expression, backend=self.backend)
+        created = filter_create(
+            dataset_group=self.group, name=name, expression=expression, backend=self.backend
+        )
+        if self.control is not None:
+            self.control.add_response(
+                "describe_filter", {"filter": {"status": "ACTIVE"}}, {"filterArn": filter_arn(name)}
+            )
+            personalize_filter_task.delay(created.pk)  # what the commit enqueues
+            created.refresh_from_db()
+        return created
 
 
 def predicted(ids: list[str], *, scored: int | None = None) -> list[dict[str, Any]]:

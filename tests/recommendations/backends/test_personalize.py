@@ -23,15 +23,18 @@ from recommendations.backends.base import default_backend_name
 from recommendations.backends.local import popular_item_pks
 from recommendations.backends.personalize import (
     FALLBACK_NOTE,
+    PersonalizeBackend,
     filter_values_from_personalize,
     filter_values_to_personalize,
 )
 from recommendations.errors import BackendUnavailableError, RecommendationError
 from recommendations.filtering import filter_create, filter_delete
 from recommendations.models import Campaign, Filter, RecommendationRecord, SolutionVersion
+from recommendations.personalize_tasks import personalize_filter_task
 from recsite.graphql_view import ERROR_CODES
 from tests.factories import EndUserFactory, InteractionFactory, ItemFactory
 from tests.recommendations.backends.conftest import (
+    ACCOUNT,
     GROUP_ARN,
     active_user,
     biggest_category,
@@ -48,13 +51,19 @@ LIST_FIELDS = "recommendationId items { itemId score reason promotionName item {
 
 
 def personalize_filter(control_stub: Stubber, group: DatasetGroup, name: str, expression: str) -> Filter:
-    """A filter created on Personalize (CreateFilter stubbed with its exact request)."""
+    """A filter created on Personalize and ACTIVE there (CreateFilter stubbed with its exact request)."""
     control_stub.add_response(
         "create_filter",
         {"filterArn": filter_arn(name)},
         {"name": name, "datasetGroupArn": GROUP_ARN, "filterExpression": expression},
     )
-    return filter_create(dataset_group=group, name=name, expression=expression, backend="personalize")
+    created = filter_create(dataset_group=group, name=name, expression=expression, backend="personalize")
+    control_stub.add_response(
+        "describe_filter", {"filter": {"status": "ACTIVE"}}, {"filterArn": filter_arn(name)}
+    )
+    personalize_filter_task.delay(created.pk)  # what the commit enqueues
+    created.refresh_from_db()
+    return created
 
 
 def popular_ids(group: DatasetGroup) -> list[str]:
@@ -318,6 +327,83 @@ def test_ranking_falls_back_to_the_given_items_by_popularity(
 
 
 @pytest.mark.django_db
+def test_a_filter_still_being_created_on_personalize_is_looked_at_again_when_a_request_uses_it(
+    demo: DatasetGroup,
+    provisioned: object,
+    personalize_campaign: Callable[..., Campaign],
+    runtime_stub: Stubber,
+    control_stub: Stubber,
+) -> None:
+    # Given a Personalize campaign and a filter CreateFilter accepted, still CREATE PENDING here
+    # (no worker polled it: tasks run in-process after commit, which a test transaction never does)
+    campaign = personalize_campaign("aws-user-personalization")
+    control_stub.add_response(
+        "create_filter",
+        {"filterArn": filter_arn("by-category")},
+        {"name": "by-category", "datasetGroupArn": GROUP_ARN, "filterExpression": CATEGORY_FILTER},
+    )
+    filter_create(dataset_group=demo, name="by-category", expression=CATEGORY_FILTER, backend="personalize")
+    user = active_user(demo)
+    backend = PersonalizeBackend()
+    ask = {"campaign": campaign, "user_id": user.user_id, "num_results": 2, "filter_name": "by-category"}
+
+    # When a request uses it while Personalize is still creating it
+    control_stub.add_response(
+        "describe_filter",
+        {"filter": {"status": "CREATE IN_PROGRESS"}},
+        {"filterArn": filter_arn("by-category")},
+    )
+    with pytest.raises(BackendUnavailableError, match="CREATE IN_PROGRESS on Amazon Personalize"):
+        backend.recommend(**ask)
+    # Then the caller is told it is not usable yet, and GetRecommendations was not called
+
+    # When Personalize has it ACTIVE by the next request
+    control_stub.add_response(
+        "describe_filter", {"filter": {"status": "ACTIVE"}}, {"filterArn": filter_arn("by-category")}
+    )
+    ids = item_ids(demo, 2)
+    runtime_stub.add_response(
+        "get_recommendations",
+        {"itemList": [{"itemId": ids[0], "score": 0.5}, {"itemId": ids[1], "score": 0.4}]},
+        {
+            "campaignArn": campaign.personalize_arn,
+            "numResults": 2,
+            "userId": user.user_id,
+            "filterArn": filter_arn("by-category"),
+        },
+    )
+    served = backend.recommend(**ask)
+
+    # Then the row is ACTIVE and the request went to Personalize with the filter's ARN
+    assert [item.item_id for item in served.items] == ids
+    assert Filter.objects.get(name="by-category").status == "ACTIVE"
+
+
+@pytest.mark.django_db
+def test_a_filter_personalize_failed_to_create_is_unavailable_with_the_reason(
+    demo: DatasetGroup,
+    provisioned: object,
+    personalize_campaign: Callable[..., Campaign],
+    runtime_stub: Stubber,
+    control_stub: Stubber,
+) -> None:
+    # Given a Personalize filter whose creation failed there
+    campaign = personalize_campaign("aws-user-personalization")
+    Filter.objects.create(
+        dataset_group=demo,
+        name="broken",
+        expression=CATEGORY_FILTER,
+        backend="personalize",
+        personalize_arn=filter_arn("broken"),
+        status="CREATE FAILED",
+        failure_reason="Too many filters in the dataset group",
+    )
+    # When a request uses it, then it is refused with Personalize's reason and no call is made
+    with pytest.raises(BackendUnavailableError, match="Too many filters in the dataset group"):
+        PersonalizeBackend().recommend(campaign=campaign, user_id="u", filter_name="broken")
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("aws_code", "graphql_code"),
     [("ResourceNotFoundException", "NOT_FOUND"), ("InvalidInputException", "BAD_USER_INPUT")],
@@ -488,12 +574,16 @@ def test_recsite_backend_is_the_default_of_new_campaigns_filters_and_trackers(
     # Given RECSITE_BACKEND=personalize
     settings.RECSITE_BACKEND = "personalize"
     solution = services.solution_create(dataset_group=demo, name="s", recipe="aws-user-personalization")
-    version = SolutionVersion.objects.create(solution=solution, status="ACTIVE")
+    version = SolutionVersion.objects.create(
+        solution=solution, status="ACTIVE", personalize_arn=f"{ACCOUNT}:solution/s/1"
+    )
     # When a campaign and an event tracker are created without naming a backend
     campaign = services.campaign_create(name="c", solution_version=version)
     tracker = tracking.event_tracker_create(dataset_group=demo, name="t")
-    # Then both live on Personalize; a campaign created with backend="local" stays local
+    # Then both live on Personalize (the campaign waits for CreateCampaign); a campaign created
+    # with backend="local" stays local
     assert campaign.backend == tracker.backend == "personalize"
+    assert campaign.status == "CREATE PENDING"
     assert services.campaign_create(name="c2", solution_version=version, backend="local").backend == "local"
 
 
