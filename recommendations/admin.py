@@ -1,4 +1,6 @@
-"""The operators' admin for solutions, solution versions (read-only, with metrics) and campaigns."""
+"""The operators' admin: solutions, versions (read-only, with metrics), campaigns, filters, and the
+Amazon Personalize side (dataset groups, import jobs, batch jobs), read-only with their status,
+failure reasons and ARNs."""
 
 from typing import Any
 
@@ -13,13 +15,25 @@ from django.utils.safestring import SafeString
 from recommendations import services
 from recommendations.errors import FilterError, RecommendationError
 from recommendations.filtering import filter_expression_check
-from recommendations.models import Campaign, Filter, Solution, SolutionVersion
+from recommendations.models import (
+    BatchJob,
+    Campaign,
+    Filter,
+    PersonalizeDatasetGroup,
+    PersonalizeImportJob,
+    Solution,
+    SolutionVersion,
+)
 from recommendations.selectors import solution_version_latest
 
 __all__ = [
+    "BatchJobAdmin",
     "CampaignAdmin",
     "FilterAdmin",
     "FilterAdminForm",
+    "PersonalizeDatasetGroupAdmin",
+    "PersonalizeImportJobAdmin",
+    "ReadOnlyJobAdmin",
     "SolutionAdmin",
     "SolutionVersionAdmin",
     "SolutionVersionInline",
@@ -222,3 +236,67 @@ class FilterAdmin(admin.ModelAdmin):
     list_filter = ("dataset_group", "status")
     search_fields = ("name", "expression")
     readonly_fields = ("status", "failure_reason", "created_at", "updated_at")
+
+
+class ReadOnlyJobAdmin(admin.ModelAdmin):
+    """A record of work Celery does (on Personalize or locally): shown, never added or edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Rows come from the commands and tasks that start the work."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The status, reason and ARNs are what Personalize reported."""
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        """Every field (a view-only page)."""
+        return [field.name for field in self.model._meta.fields]
+
+
+@admin.register(PersonalizeDatasetGroup)
+class PersonalizeDatasetGroupAdmin(ReadOnlyJobAdmin):
+    """Dataset groups provisioned on Personalize: status, what provisioning waits for, ARNs."""
+
+    list_display = ("name", "dataset_group", "status", "progress", "failure_reason", "updated_at")
+    list_filter = ("status",)
+    search_fields = ("name", "dataset_group_arn")
+
+
+@admin.register(PersonalizeImportJob)
+class PersonalizeImportJobAdmin(ReadOnlyJobAdmin):
+    """Exports to S3 and their dataset import jobs: rows carried, window, status, reason, ARN."""
+
+    list_display = (
+        "job_name",
+        "personalize_group",
+        "dataset_type",
+        "import_mode",
+        "rows",
+        "status",
+        "failure_reason",
+        "created_at",
+    )
+    list_filter = ("status", "import_mode", "dataset_type", "personalize_group")
+    search_fields = ("job_name", "personalize_arn", "s3_path")
+    date_hierarchy = "created_at"
+
+
+@admin.register(BatchJob)
+class BatchJobAdmin(ReadOnlyJobAdmin):
+    """Batch inference and segment jobs on either backend: paths, status, reason, ARN."""
+
+    list_display = (
+        "name",
+        "kind",
+        "backend",
+        "solution_version",
+        "status",
+        "failure_reason",
+        "records",
+        "errors",
+        "created_at",
+    )
+    list_filter = ("status", "kind", "backend")
+    search_fields = ("name", "personalize_arn", "input_path", "output_path")
+    date_hierarchy = "created_at"
