@@ -17,7 +17,8 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.test import Client
 
-from catalog.models import DatasetGroup, Interaction
+from catalog.models import Interaction
+from catalog.selectors import dataset_group_get
 from recommendations.tracking import event_tracker_create
 
 ROOT = Path(settings.BASE_DIR)
@@ -78,7 +79,7 @@ def test_the_snippet_is_served_at_its_static_url_in_debug(settings: Any) -> None
 @pytest.mark.django_db(transaction=True)
 def test_the_snippet_records_batched_events_with_impressions_on_a_live_server(live_server: Any) -> None:
     # Given a live Recsite with an event tracker
-    group = DatasetGroup.objects.get(name="default")
+    group = dataset_group_get()  # (re)created: an earlier transactional test's flush removes it
     tracker = event_tracker_create(dataset_group=group, name="web")
     endpoint = f"{live_server.url}/graphql/"
     # When a page (here Node, whose fetch is the browser's) shows a list, then tracks 12 events
