@@ -74,6 +74,7 @@ __all__ = [
     "ServedItem",
     "ServedList",
     "campaign_default",
+    "campaign_filter_get",
     "campaign_recipe",
     "item_attribute_pks",
     "item_attribute_q",
@@ -241,7 +242,8 @@ def _campaign(name: str | None, recipes: Sequence[str]) -> Campaign:
 # --- candidate masks ---------------------------------------------------------------------------
 
 
-def _filter_get(name: str, campaign: Campaign) -> Filter:
+def campaign_filter_get(*, name: str, campaign: Campaign) -> Filter:
+    """The named filter for a campaign's request: this process's copy, of the campaign's group."""
     from recommendations.filtering import filter_get
 
     _check_id("filter", name)
@@ -274,7 +276,7 @@ def _filter_mask(
     from recommendations.filtering import filter_item_mask, filter_uses_user
 
     _check_filter_values(filter_values)
-    found = _filter_get(filter_name, campaign)
+    found = campaign_filter_get(name=filter_name, campaign=campaign)
     mask = filter_item_mask(
         filter=found,
         filter_values={name: list(values) for name, values in (filter_values or {}).items()},
@@ -823,7 +825,7 @@ def user_segment(
         _check_filter_values(filter_values)
         user_mask = np.asarray(
             filter_user_mask(
-                filter=_filter_get(filter_name, campaign),
+                filter=campaign_filter_get(name=filter_name, campaign=campaign),
                 filter_values={name: list(values) for name, values in (filter_values or {}).items()},
                 user_pks=np.asarray(model.arrays["user_pks"]),
             ),

@@ -29,17 +29,15 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
-from catalog.models import EndUser, Interaction, Item
+from catalog.models import Interaction, Item
 from recommendations.backends.aws import aws_call, personalize_client, personalize_runtime_client
-from recommendations.backends.local import popular_item_pks
 from recommendations.errors import (
     BackendUnavailableError,
     PersonalizeNotFoundError,
     PersonalizeRetryableError,
     RecommendationError,
 )
+from recommendations.fallback import fallback_list, popular_order, popular_pks
 from recommendations.models import (
     Campaign,
     CampaignBackend,
@@ -57,13 +55,12 @@ from recommendations.serving import (
     SegmentResult,
     ServedItem,
     ServedList,
+    campaign_filter_get,
     recommendation_record,
 )
 
 __all__ = [
-    "FALLBACK_NOTE",
     "MAX_FILTER_VALUE_LENGTH",
-    "FallbackServedList",
     "PersonalizeBackend",
     "filter_values_from_personalize",
     "filter_values_to_personalize",
@@ -72,7 +69,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FALLBACK_NOTE = "personalized recommendations are temporarily unavailable"
 MAX_FILTER_VALUES = 25  # entries of Personalize's filterValues map
 MAX_FILTER_VALUE_LENGTH = 1000  # characters of one entry, quotes and commas included
 FILTER_VALUE_NAME = re.compile(r"^[A-Za-z0-9_]{1,50}$")
@@ -158,19 +154,6 @@ def _campaign_arn(campaign: Campaign) -> str:
     return campaign.personalize_arn
 
 
-def _filter_row(campaign: Campaign, name: str) -> Filter:
-    from recommendations.filtering import filter_get
-
-    if not 1 <= len(name) <= MAX_ID_LENGTH:
-        raise RecommendationError(f"filter must be 1 to {MAX_ID_LENGTH} characters long")
-    found = filter_get(name=name)
-    if found.dataset_group_id != campaign.dataset_group_id:
-        raise RecommendationError(
-            f"filter {name!r} belongs to another dataset group than campaign {campaign.name!r}"
-        )
-    return found
-
-
 def _filter_arn(campaign: Campaign, found: Filter) -> str:
     """The filter's ARN once Personalize has it ACTIVE.
 
@@ -201,7 +184,8 @@ def _filter_params(
 ) -> dict[str, Any]:
     if filter_name is None:
         return {}
-    params: dict[str, Any] = {"filterArn": _filter_arn(campaign, _filter_row(campaign, filter_name))}
+    found = campaign_filter_get(name=filter_name, campaign=campaign)
+    params: dict[str, Any] = {"filterArn": _filter_arn(campaign, found)}
     converted = filter_values_to_personalize(filter_values)
     if converted:
         params["filterValues"] = converted
@@ -217,7 +201,7 @@ def _context(context: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def _promotion(campaign: Campaign, promotion: PromotionSpec) -> dict[str, Any]:
-    found = _filter_row(campaign, promotion.filter_name)
+    found = campaign_filter_get(name=promotion.filter_name, campaign=campaign)
     spec: dict[str, Any] = {
         "name": promotion.name,
         "percentPromotedItems": promotion.percent_promoted_items,
@@ -312,89 +296,8 @@ def _served(
     return ServedList(recommendation_id or uuid.uuid4().hex, items, campaign.dataset_group_id)
 
 
-# --- answering while Personalize is unreachable ---------------------------------------------------
-
-
-class FallbackServedList(ServedList):
-    """A popular list served in Personalize's place: every reason says personalization is unavailable."""
-
-    def reasons(self) -> list[str | None]:
-        """The popular items' sentences, each noting that personalized recommendations are unavailable."""
-        if self._reasons is None:
-            plain = super().reasons()
-            self._reasons = [f"{text or 'Popular right now'} ({FALLBACK_NOTE})" for text in plain]
-        return self._reasons
-
-
-def _fallback_mask(
-    campaign: Campaign,
-    pks: np.ndarray,
-    filter_name: str | None,
-    filter_values: Mapping[str, Sequence[str]] | None,
-    user_id: str | None,
-    session_id: str | None,
-    current_item: Item | None = None,
-) -> np.ndarray:
-    """The request's filter over `pks`, evaluated locally (same expression, same meaning)."""
-    from recommendations.filtering import filter_item_mask, filter_uses_user
-
-    if filter_name is None or not len(pks):
-        return np.ones(len(pks), dtype=bool)
-    found = _filter_row(campaign, filter_name)
-    user = None
-    if user_id and filter_uses_user(filter=found):
-        user = EndUser.objects.filter(dataset_group_id=campaign.dataset_group_id, user_id=user_id).first()
-    mask = filter_item_mask(
-        filter=found,
-        filter_values={name: list(values) for name, values in (filter_values or {}).items()},
-        item_pks=pks,
-        user=user,
-        session_id=session_id or user_id,
-        current_item=current_item,
-    )
-    return np.asarray(mask, dtype=bool)
-
-
-def _fallback_list(
-    campaign: Campaign,
-    error: PersonalizeRetryableError,
-    pks: Sequence[int],
-    user_id: str | None,
-    session_id: str | None,
-) -> ServedList:
-    """The items of `pks` (in order) as a popular list, recorded like any answer."""
-    logger.warning(
-        "Amazon Personalize unavailable for campaign %s (%s); answering from the popular list",
-        campaign.name,
-        error,
-    )
-    ids = dict(Item.objects.filter(pk__in=list(pks)).values_list("pk", "item_id"))
-    explanation = Explanation(ReasonKind.POPULAR)
-    items = [ServedItem(ids[pk], None, explanation, pk) for pk in pks if pk in ids]
-    served = FallbackServedList(uuid.uuid4().hex, items, campaign.dataset_group_id)
-    _record(campaign, served, user_id, session_id)
-    return served
-
-
-def _popular_pks(
-    campaign: Campaign,
-    num_results: int,
-    *,
-    filter_name: str | None,
-    filter_values: Mapping[str, Sequence[str]] | None,
-    user_id: str | None,
-    session_id: str | None,
-    exclude_item_ids: Sequence[str] = (),
-    current_item: Item | None = None,
-) -> list[int]:
-    pks = popular_item_pks(dataset_group_id=campaign.dataset_group_id)
-    keep = _fallback_mask(campaign, pks, filter_name, filter_values, user_id, session_id, current_item)
-    if exclude_item_ids:
-        excluded = Item.objects.filter(
-            dataset_group_id=campaign.dataset_group_id, item_id__in=list(exclude_item_ids)
-        ).values_list("pk", flat=True)
-        keep &= ~np.isin(pks, np.fromiter(excluded, dtype=np.int64))
-    return [int(pk) for pk in pks[keep][:num_results]]
+def _unreachable(error: PersonalizeRetryableError) -> str:
+    return f"Amazon Personalize unreachable: {error}"
 
 
 # --- the backend ---------------------------------------------------------------------------------
@@ -435,7 +338,7 @@ class PersonalizeBackend:
         try:
             response = aws_call(personalize_runtime_client(), "get_recommendations", **params)
         except PersonalizeRetryableError as error:
-            pks = _popular_pks(
+            pks = popular_pks(
                 campaign,
                 num_results,
                 filter_name=filter_name,
@@ -444,7 +347,9 @@ class PersonalizeBackend:
                 session_id=session_id,
                 exclude_item_ids=sorted(excluded),
             )
-            return _fallback_list(campaign, error, pks, user_id, session_id)
+            return fallback_list(
+                campaign=campaign, cause=_unreachable(error), pks=pks, user_id=user_id, session_id=session_id
+            )
         entries = [entry for entry in response.get("itemList") or () if entry["itemId"] not in excluded]
         ordinary = Explanation(_personal_kind(campaign, user_id, session_id))
         served = _served(
@@ -479,7 +384,7 @@ class PersonalizeBackend:
         try:
             response = aws_call(personalize_runtime_client(), "get_recommendations", **params)
         except PersonalizeRetryableError as error:
-            pks = _popular_pks(
+            pks = popular_pks(
                 campaign,
                 num_results,
                 filter_name=filter_name,
@@ -489,7 +394,9 @@ class PersonalizeBackend:
                 exclude_item_ids=[item_id],
                 current_item=anchor,
             )
-            return _fallback_list(campaign, error, pks, user_id, None)
+            return fallback_list(
+                campaign=campaign, cause=_unreachable(error), pks=pks, user_id=user_id, session_id=None
+            )
         # Personalize answers an item it does not know with popular items; so do we name them.
         ordinary = (
             Explanation(ReasonKind.SIMILAR, subject_pk=anchor.pk)
@@ -536,12 +443,12 @@ class PersonalizeBackend:
         try:
             response = aws_call(personalize_runtime_client(), "get_personalized_ranking", **params)
         except PersonalizeRetryableError as error:
-            return _fallback_list(
-                campaign,
-                error,
-                _popular_order(campaign, wanted, filter_name, filter_values, user_id, session_id),
-                user_id,
-                session_id,
+            return fallback_list(
+                campaign=campaign,
+                cause=_unreachable(error),
+                pks=popular_order(campaign, wanted, filter_name, filter_values, user_id, session_id),
+                user_id=user_id,
+                session_id=session_id,
             )
         ordinary = Explanation(_personal_kind(campaign, user_id, session_id))
         unranked = Explanation(ReasonKind.UNRANKED)
@@ -605,22 +512,3 @@ def _exclusions(exclude_item_ids: Sequence[str] | None) -> set[str]:
         if not 1 <= len(item_id) <= MAX_ID_LENGTH:
             raise RecommendationError(f"excludeItemIds entry must be 1 to {MAX_ID_LENGTH} characters long")
     return {str(item_id) for item_id in exclude_item_ids}
-
-
-def _popular_order(
-    campaign: Campaign,
-    wanted: Sequence[str],
-    filter_name: str | None,
-    filter_values: Mapping[str, Sequence[str]] | None,
-    user_id: str | None,
-    session_id: str | None,
-) -> list[int]:
-    """The wanted items that pass the filter, most popular first (the rest in the order given)."""
-    pks_by_id = _item_pks(campaign.dataset_group_id, wanted)
-    pks = np.asarray([pks_by_id[item_id] for item_id in wanted if item_id in pks_by_id], dtype=np.int64)
-    keep = _fallback_mask(campaign, pks, filter_name, filter_values, user_id, session_id)
-    popular = popular_item_pks(dataset_group_id=campaign.dataset_group_id)
-    rank = {int(pk): position for position, pk in enumerate(popular)}
-    kept = [int(pk) for pk in pks[keep]]
-    given = {pk: position for position, pk in enumerate(kept)}
-    return sorted(kept, key=lambda pk: (rank.get(pk, len(rank)), given[pk]))

@@ -22,12 +22,12 @@ from recommendations import services, serving, tracking
 from recommendations.backends.base import default_backend_name
 from recommendations.backends.local import popular_item_pks
 from recommendations.backends.personalize import (
-    FALLBACK_NOTE,
     PersonalizeBackend,
     filter_values_from_personalize,
     filter_values_to_personalize,
 )
 from recommendations.errors import BackendUnavailableError, RecommendationError
+from recommendations.fallback import FALLBACK_NOTE
 from recommendations.filtering import filter_create, filter_delete
 from recommendations.models import Campaign, Filter, RecommendationRecord, SolutionVersion
 from recommendations.personalize_tasks import personalize_filter_task
