@@ -10,6 +10,7 @@ __all__ = [
     "FilterError",
     "FilterNotFoundError",
     "FilterSyntaxError",
+    "ModelUnavailableError",
     "PersonalizeAlreadyExistsError",
     "PersonalizeConfigError",
     "PersonalizeError",
@@ -71,6 +72,10 @@ class TrackingInputError(RecommendationError):
 
 class BackendUnavailableError(RecommendationError):
     """The campaign's backend cannot answer this request: not supported there, or not deployed there yet."""
+
+
+class ModelUnavailableError(BackendUnavailableError):
+    """A local campaign's model artifact cannot be loaded, and no earlier version of it can either."""
 
 
 class FilterError(RecommendationError):

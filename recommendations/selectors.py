@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import threading
 import time
 import uuid
@@ -32,7 +33,12 @@ from catalog.models import DatasetGroup, EndUser, Interaction
 from recommendations.artifacts import LoadedModel, model_load
 from recommendations.engine.base import History, Recipe, RecipeError, Recommendation
 from recommendations.engine.events import event_weights
-from recommendations.errors import CampaignNotFoundError, RecommendationError, SolutionNotFoundError
+from recommendations.errors import (
+    CampaignNotFoundError,
+    ModelUnavailableError,
+    RecommendationError,
+    SolutionNotFoundError,
+)
 from recommendations.models import (
     Campaign,
     Solution,
@@ -61,13 +67,20 @@ __all__ = [
     "user_history",
 ]
 
+logger = logging.getLogger(__name__)
+
 MAX_NUM_RESULTS = 500
 MAX_RANK_ITEMS = 500
 
 _lock = threading.Lock()
 _models: dict[int, LoadedModel] = {}
 _campaign_versions: dict[int, tuple[int, float]] = {}  # campaign id -> (version id, checked at)
-_new_items: dict[tuple[int, int], tuple[tuple, NewItems]] = {}  # (group, newest model pk) -> (catalog, items)
+_new_items: dict[tuple[int, int], tuple[tuple, NewItems]] = {}
+_failed: dict[int, tuple[float, str]] = {}  # version id -> (when its model failed to load, why)
+
+MODEL_RETRY_SECONDS = 60.0  # a version whose model failed to load is tried again after this long
+MODEL_SUBSTITUTES_TRIED = 3  # earlier versions tried in its place
+UNLOADABLE_NOTE = "The model of solution version"  # (group, newest model pk) -> (catalog, items)
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,7 @@ def model_cache_clear() -> None:
         _models.clear()
         _campaign_versions.clear()
         _new_items.clear()
+        _failed.clear()
 
 
 def _current_version_id(campaign: Campaign) -> int:
@@ -161,12 +175,15 @@ def campaign_model(*, campaign: Campaign, fresh: bool = False) -> LoadedModel:
     """
     version_id = campaign.solution_version_id if fresh else _current_version_id(campaign)
     with _lock:
+        failed = _failed.get(version_id)
+        if failed is not None and time.monotonic() - failed[0] >= MODEL_RETRY_SECONDS:
+            _models.pop(version_id, None)  # a substitute's time is up: try the version's own model again
+            failed = None
         model = _models.get(version_id)
         if model is None:
-            version = SolutionVersion.objects.filter(pk=version_id).values("artifact", "status").first()
-            if not version or version["status"] != SolutionVersionStatus.ACTIVE or not version["artifact"]:
-                raise RecommendationError(f"campaign {campaign.name!r} has no ACTIVE model to serve")
-            model = model_load(name=version["artifact"], version_id=version_id)
+            if failed is not None:
+                raise ModelUnavailableError(_unloadable(campaign, version_id, failed[1]))
+            model = _load_for(campaign, version_id)
             _models[version_id] = model
         previous = _campaign_versions.get(campaign.pk)
         _campaign_versions[campaign.pk] = (version_id, time.monotonic())
@@ -175,6 +192,74 @@ def campaign_model(*, campaign: Campaign, fresh: bool = False) -> LoadedModel:
             if previous[0] not in still_used:
                 _models.pop(previous[0], None)
     return model
+
+
+def _load_for(campaign: Campaign, version_id: int) -> LoadedModel:
+    """The version's model; if its artifact is missing or corrupt, the newest earlier one that loads.
+
+    The failure is logged with its traceback and noted on the campaign's `failure_reason` (the
+    admin lists it); the version's own model is tried again after MODEL_RETRY_SECONDS. Raises
+    ModelUnavailableError when no model of the solution loads (serving then answers popular items).
+    """
+    version = (
+        SolutionVersion.objects.filter(pk=version_id).values("artifact", "status", "solution_id").first()
+    )
+    if not version or version["status"] != SolutionVersionStatus.ACTIVE or not version["artifact"]:
+        raise RecommendationError(f"campaign {campaign.name!r} has no ACTIVE model to serve")
+    try:
+        model = model_load(name=version["artifact"], version_id=version_id)
+    except Exception as error:  # whatever the files' fault, this artifact cannot serve
+        why = f"{type(error).__name__}: {error}"
+        logger.error(
+            "campaign %s: the model of solution version %s cannot be loaded (%s)",
+            campaign.name,
+            version_id,
+            why,
+            exc_info=True,
+        )
+        _failed[version_id] = (time.monotonic(), why)
+        substitute = _earlier_model(version["solution_id"], version_id)
+        serving = f"version {substitute.version_id}" if substitute else "the popular list"
+        Campaign.objects.filter(pk=campaign.pk).update(
+            failure_reason=f"{UNLOADABLE_NOTE} {version_id} cannot be loaded ({why}); serving {serving}"
+        )
+        if substitute is None:
+            raise ModelUnavailableError(_unloadable(campaign, version_id, why)) from None
+        return substitute
+    if _failed.pop(version_id, None) is not None:
+        Campaign.objects.filter(pk=campaign.pk, failure_reason__startswith=UNLOADABLE_NOTE).update(
+            failure_reason=""
+        )
+    return model
+
+
+def _earlier_model(solution_id: int, broken_id: int) -> LoadedModel | None:
+    """The newest other ACTIVE version of the solution whose model loads (a few are tried), or None."""
+    earlier = (
+        SolutionVersion.objects.filter(solution_id=solution_id, status=SolutionVersionStatus.ACTIVE)
+        .exclude(pk=broken_id)
+        .exclude(artifact="")
+        .order_by("-created_at", "-id")
+        .values_list("pk", "artifact")[:MODEL_SUBSTITUTES_TRIED]
+    )
+    for pk, artifact in earlier:
+        if pk in _failed:
+            continue
+        try:
+            model = model_load(name=artifact, version_id=pk)
+        except Exception as error:  # as above
+            logger.error(
+                "solution version %s cannot stand in either (%s: %s)", pk, type(error).__name__, error
+            )
+            _failed[pk] = (time.monotonic(), f"{type(error).__name__}: {error}")
+            continue
+        logger.warning("serving solution version %s in place of version %s", pk, broken_id)
+        return model
+    return None
+
+
+def _unloadable(campaign: Campaign, version_id: int, why: str) -> str:
+    return f"campaign {campaign.name!r}: the model of solution version {version_id} cannot be loaded ({why})"
 
 
 # --- items the model does not know -----------------------------------------------------------

@@ -40,7 +40,7 @@ from catalog.models import DEFAULT_DATASET_GROUP, DatasetSchema, EndUser, Item
 from catalog.schemas import DatasetType, fields_from_json
 from catalog.selectors import categorical_value_q
 from recommendations.artifacts import LoadedModel
-from recommendations.errors import RecommendationError
+from recommendations.errors import ModelUnavailableError, RecommendationError
 from recommendations.models import (
     Campaign,
     CampaignBackend,
@@ -443,7 +443,23 @@ def recommendation_list(
             promotion=promotion,
             exclude_item_ids=exclude_item_ids,
         )
-    model = campaign_model(campaign=campaign, fresh=True)
+    try:
+        model = campaign_model(campaign=campaign, fresh=True)
+    except ModelUnavailableError as error:
+        from recommendations.fallback import fallback_list, popular_pks
+
+        pks = popular_pks(
+            campaign,
+            num_results,
+            filter_name=filter_name,
+            filter_values=filter_values,
+            user_id=user_id,
+            session_id=session_id,
+            exclude_item_ids=exclude_item_ids or (),
+        )
+        return fallback_list(
+            campaign=campaign, cause=str(error), pks=pks, user_id=user_id, session_id=session_id
+        )
     excluded = _exclusion(model, exclude_item_ids)
     mask = None
     if filter_name is not None:
@@ -680,7 +696,23 @@ def related_item_list(
             filter_name=filter_name,
             filter_values=filter_values,
         )
-    model = campaign_model(campaign=campaign, fresh=True)
+    try:
+        model = campaign_model(campaign=campaign, fresh=True)
+    except ModelUnavailableError as error:
+        from recommendations.fallback import fallback_list, popular_pks
+
+        anchor = Item.objects.filter(dataset_group_id=campaign.dataset_group_id, item_id=item_id).first()
+        pks = popular_pks(
+            campaign,
+            num_results,
+            filter_name=filter_name,
+            filter_values=filter_values,
+            user_id=user_id,
+            session_id=None,
+            exclude_item_ids=[item_id],
+            current_item=anchor,
+        )
+        return fallback_list(campaign=campaign, cause=str(error), pks=pks, user_id=user_id, session_id=None)
     mask = None
     if filter_name is not None:
         current = Item.objects.filter(dataset_group_id=campaign.dataset_group_id, item_id=item_id).first()
@@ -753,7 +785,15 @@ def personalized_ranking(
             filter_values=filter_values,
             context=context,
         )
-    model = campaign_model(campaign=campaign, fresh=True)
+    try:
+        model = campaign_model(campaign=campaign, fresh=True)
+    except ModelUnavailableError as error:
+        from recommendations.fallback import fallback_list, popular_order
+
+        pks = popular_order(campaign, list(item_ids), filter_name, filter_values, user_id, session_id)
+        return fallback_list(
+            campaign=campaign, cause=str(error), pks=pks, user_id=user_id, session_id=session_id
+        )
     wanted = list(item_ids)
     if filter_name is not None:
         mask = _filter_mask(
