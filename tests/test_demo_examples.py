@@ -93,7 +93,7 @@ def lists_in(data: Any) -> list[list]:
     return found
 
 
-def test_make_run_leaves_a_campaign_per_recipe_the_tracker_and_the_examples_filters(
+def test_make_run_leaves_campaigns_a_tracker_and_filters_once_and_prints_where_they_are(
     make_run_database: str,
 ) -> None:
     # Given the database `make run` sets up
@@ -105,22 +105,17 @@ def test_make_run_leaves_a_campaign_per_recipe_the_tracker_and_the_examples_filt
     assert tracker.name == "web" and tracker.dataset_group.name == "default"
     assert set(Filter.objects.values_list("name", flat=True)) == set(DEMO_FILTERS)
     # and the summary names the login, GraphiQL, the storefront and the trackingId
+    assert "Created the filters by-category, same-category, cheap." in make_run_database
     assert "http://127.0.0.1:8011/admin/   login: admin / demo-password" in make_run_database
     assert "http://127.0.0.1:8011/graphql/" in make_run_database
     assert "http://127.0.0.1:8011/demo/" in make_run_database
     assert f"trackingId  {tracker.tracking_id}" in make_run_database
-
-
-def test_demo_setup_run_again_creates_nothing_and_prints_the_same_tracking_id(make_run_database: str) -> None:
-    # Given the set-up demo
-    tracker = EventTracker.objects.get()
     # When `make run` runs again
     again = io.StringIO()
     call_command("demo_setup", stdout=again)
     # Then nothing new is created and the same trackingId is printed (no "Created" line)
     assert EventTracker.objects.count() == 1 and Filter.objects.count() == len(DEMO_FILTERS)
     assert tracker.tracking_id in again.getvalue() and "Created" not in again.getvalue()
-    assert "Created the filters by-category, same-category, cheap." in make_run_database
 
 
 def test_the_three_printed_queries_run_as_pasted(
