@@ -20,6 +20,7 @@ from typing import Any
 from cross_web import HTTPException
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from django.utils.decorators import method_decorator
@@ -64,6 +65,7 @@ FORBIDDEN = "FORBIDDEN"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 UNAVAILABLE = "UNAVAILABLE"  # what cannot be served now: a backend that is unreachable or lacks the resource
 UNEXPECTED_ERROR_MESSAGE = "Unexpected error."
+DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable; try again shortly."
 
 # Most specific first: the first class the original exception is an instance of wins.
 ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
@@ -82,6 +84,10 @@ ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
     (PersonalizeAlreadyExistsError, BAD_USER_INPUT),
     (PersonalizeError, UNAVAILABLE),
     (PermissionDenied, FORBIDDEN),
+    # The database refused or lost the connection (restarting, failing over): try again shortly.
+    # The next request reconnects (CONN_HEALTH_CHECKS), so no restart is needed.
+    (OperationalError, UNAVAILABLE),
+    (InterfaceError, UNAVAILABLE),
 )
 
 
@@ -115,6 +121,8 @@ def annotate_errors(errors: list[GraphQLError]) -> None:
         error.extensions = {**(error.extensions or {}), "code": code}
         if code == INTERNAL_SERVER_ERROR and not settings.DEBUG:
             error.message = UNEXPECTED_ERROR_MESSAGE
+        elif isinstance(error.original_error, OperationalError | InterfaceError) and not settings.DEBUG:
+            error.message = DATABASE_UNAVAILABLE_MESSAGE  # the driver's text names hosts and ports
 
 
 def graphiql_examples() -> str:

@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: a refused or lost database connection answers 503 UNAVAILABLE, not 500.
+    "recsite.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "recsite.urls"
@@ -108,6 +110,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# A worker killed mid-task (acks_late above, reject_on_worker_lost) loses nothing: the message was never
+# acknowledged, so the broker gives it to another worker, and every task is safe to run twice. RabbitMQ
+# does that as soon as the dead worker's connection closes; Redis (and SQS) only once the message has
+# been unacknowledged for the visibility timeout. That timeout must exceed the longest task plus the
+# longest countdown (a worker holds a retry's message unacknowledged until its ETA: up to 300 s here),
+# or Redis hands a message still being worked on to a second worker; one hour leaves training room.
+# A shorter one recovers faster from a killed worker; the restore sweep runs every interval x throttle s.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=3600),
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL_SECONDS", default=10),
+    "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
+}
+# The worker keeps reconnecting to a broker that went away (and retries at startup), instead of exiting.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 
 # Recommendation backend of new campaigns, filters and event trackers, and Amazon Personalize.
 RECSITE_BACKEND = env.str("RECSITE_BACKEND", default="local").strip().lower()
