@@ -14,7 +14,9 @@ class RecommendationsConfig(AppConfig):
 
     def ready(self) -> None:
         """Forget cached serving rows whenever a campaign, version or filter changes in this process;
-        have items and users changed in groups on Personalize forwarded by the outbox."""
+        have items and users changed in groups on Personalize forwarded by the outbox; link the
+        dashboard from the admin index."""
+        from django.contrib import admin
         from django.db.models.signals import post_delete, post_save
 
         from recommendations.models import Campaign, Filter, SolutionVersion
@@ -26,3 +28,5 @@ class RecommendationsConfig(AppConfig):
         for model in (Campaign, Filter, SolutionVersion):
             for signal in (post_save, post_delete):
                 signal.connect(row_cache_clear, sender=model, dispatch_uid=f"row-cache-{model.__name__}")
+
+        admin.site.index_template = "admin/recsite_index.html"
