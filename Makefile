@@ -7,6 +7,8 @@
 #               later runs print the same summary and serve.
 #   make test   set up .venv and run pytest (pass options with PYTEST_ARGS="-k foo -x")
 #   make lint   ruff check
+#   make browser-test  install Debian's chromium and chromium-driver (apt, once) and run the
+#               browser tests (headless Chromium through Selenium; screenshots in var/test-artifacts/)
 #
 # The venv is reinstalled only when requirements.txt changes (a copy of it is kept
 # in .venv as a stamp). The admin password is generated once and kept in
@@ -30,12 +32,13 @@ BOOTSTRAP_PYTHON := $(shell command -v python3.11 2>/dev/null || command -v pyth
 # pip on these machines warns about a missing local mirror; the warning is harmless.
 PIP_QUIET_FILTER := { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
-.PHONY: help venv run test lint migrate seed admin campaigns demo test-js
+.PHONY: help venv run test lint migrate seed admin campaigns demo test-js browser-deps browser-test
 
 help:
 	@echo "make run    serve the demo on http://$(HOST):$(PORT)/ (SQLite, in-process tasks)"
 	@echo "make test   run the test suite (PYTEST_ARGS=... passes options to pytest)"
 	@echo "make lint   ruff check"
+	@echo "make browser-test   install chromium + chromium-driver (apt) and run the browser tests"
 
 $(PY):
 	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "Python 3.11 (or python3) is required" >&2; exit 1; }
@@ -115,3 +118,21 @@ test-js:
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
+
+# Debian's Chromium and ChromeDriver for the `browser` tests: installed with apt when missing
+# (quiet; nothing to do when both are there). The tests never download a browser or a driver.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif command -v apt-get >/dev/null; then \
+		echo "Installing chromium and chromium-driver with apt (once)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+		echo "apt-get not found: install Chromium and ChromeDriver as /usr/bin/chromium and /usr/bin/chromedriver" >&2; \
+		exit 1; \
+	fi
+
+# Only the browser tests, failing (not skipping) if Chromium is missing.
+browser-test: $(STAMP) browser-deps
+	@REQUIRE_SERVICES=1 $(VENV)/bin/pytest -m browser $(PYTEST_ARGS)

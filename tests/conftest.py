@@ -1,11 +1,13 @@
 """Shared fixtures and the service markers.
 
-Tests marked `postgres` or `broker` need real services. On a bare machine they skip;
+Tests marked `postgres` or `broker` need real services, and those marked `browser` need Debian's
+Chromium and ChromeDriver (`make browser-test` installs them). On a bare machine they skip;
 with REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails them instead.
 """
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -16,6 +18,8 @@ from catalog.selectors import dataset_group_get
 from recsite.celery import app as celery_app
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 def _missing_service(marker: str) -> str | None:
@@ -23,12 +27,14 @@ def _missing_service(marker: str) -> str | None:
         return "needs PostgreSQL: set DATABASE_URL=postgres://..."
     if marker == "broker" and settings.CELERY_TASK_ALWAYS_EAGER:
         return "needs a Celery broker and worker: set CELERY_BROKER_URL"
+    if marker == "browser" and not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        return f"needs {CHROMIUM} and {CHROMEDRIVER}: `make browser-test` installs them (apt)"
     return None
 
 
 @pytest.fixture(autouse=True)
 def _require_services(request: pytest.FixtureRequest) -> None:
-    for marker in ("postgres", "broker"):
+    for marker in ("postgres", "broker", "browser"):
         if request.node.get_closest_marker(marker) is None:
             continue
         reason = _missing_service(marker)
