@@ -35,6 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["DJANGO_DEBUG"] = "0"
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")  # plain HTTP on loopback
+os.environ.setdefault("RECSITE_RATE_LIMIT_PER_IP", "0")  # every request comes from one address
 os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only-secret-key")
 os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,127.0.0.1"
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench-compat.sqlite3'}")

@@ -99,6 +99,8 @@ def main() -> None:
 
     os.environ["DATABASE_URL"] = fresh_database(args.database_url)
     os.environ["DJANGO_DEBUG"] = "0"
+    os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")  # plain HTTP on loopback
+    os.environ.setdefault("RECSITE_RATE_LIMIT_PER_IP", "0")  # every request comes from one address
     os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only")
     os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,127.0.0.1"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")

@@ -8,6 +8,10 @@ Two things live here and nowhere else:
 - `RecsiteGraphQLView` never answers HTTP 500 to a malformed request: bodies that are
   not a JSON object with a string `query` get HTTP 400 and a GraphQL-style JSON error.
   Its GraphiQL page opens with the example documents of `docs/graphql-examples.graphql`.
+  Before any parsing it decides who the caller is (access.authentication: a bad API key is
+  a 401), counts the request against the caller's rate limit (429, RATE_LIMITED) and refuses
+  bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (413). Which operations the caller may run is the
+  schema's AccessControl extension (recsite/graphql_access.py).
 """
 
 import json
@@ -19,7 +23,7 @@ from typing import Any
 
 from cross_web import HTTPException
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
@@ -29,6 +33,8 @@ from graphql import GraphQLError
 from strawberry.django.views import GraphQLView
 from strawberry.http import GraphQLRequestData
 
+from access.authentication import InvalidCredentialsError, anonymous_principal, principal_for_request
+from access.rate_limits import RateLimitExceeded, rate_limit_principal
 from catalog.errors import CatalogError, DatasetGroupNotFoundError
 from recommendations.errors import (
     BackendUnavailableError,
@@ -49,6 +55,8 @@ __all__ = [
     "FORBIDDEN",
     "INTERNAL_SERVER_ERROR",
     "NOT_FOUND",
+    "RATE_LIMITED",
+    "UNAUTHENTICATED",
     "UNAVAILABLE",
     "RecsiteGraphQLView",
     "annotate_errors",
@@ -61,7 +69,9 @@ logger = logging.getLogger(__name__)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 NOT_FOUND = "NOT_FOUND"
-FORBIDDEN = "FORBIDDEN"
+UNAUTHENTICATED = "UNAUTHENTICATED"  # no usable credentials for what was asked
+FORBIDDEN = "FORBIDDEN"  # credentials without the scope
+RATE_LIMITED = "RATE_LIMITED"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 UNAVAILABLE = "UNAVAILABLE"  # what cannot be served now: a backend that is unreachable or lacks the resource
 UNEXPECTED_ERROR_MESSAGE = "Unexpected error."
@@ -143,9 +153,6 @@ def error_response(message: str, *, status: int = 400, code: str = BAD_USER_INPU
     return JsonResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status=status)
 
 
-# CSRF: exempt. The endpoint serves frontends and server-to-server calls that send
-# JSON, not HTML forms, and carry no session cookie of ours to ride on; a later
-# issue adds API keys, which are the real authentication for it.
 # NUL itself, or a GraphQL string escape of it inside the query text.
 _NUL = re.compile(r"\x00|\\u(?:0000|\{0+\})")
 
@@ -161,6 +168,51 @@ def _holds_nul(value: object) -> bool:
     return False
 
 
+def _rate_limited(exceeded: RateLimitExceeded) -> JsonResponse:
+    response = error_response(exceeded.message, status=429, code=RATE_LIMITED)
+    response["Retry-After"] = str(exceeded.retry_after)
+    return response
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def request_refusal(request: HttpRequest) -> JsonResponse | None:
+    """The answer to a request refused before parsing: bad API key (401), rate limit (429), too big (413).
+
+    A bad key counts against the client address's limit, so guessing keys is rate-limited too.
+    """
+    try:
+        principal = principal_for_request(request)
+    except InvalidCredentialsError as error:
+        exceeded = rate_limit_principal(anonymous_principal(request))
+        if exceeded is not None:
+            return _rate_limited(exceeded)
+        response = error_response(str(error), status=401, code=UNAUTHENTICATED)
+        response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return response
+    exceeded = rate_limit_principal(principal)
+    if exceeded is not None:
+        return _rate_limited(exceeded)
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if limit is not None and _content_length(request) > limit:
+        return _too_large(limit)
+    return None
+
+
+def _too_large(limit: int) -> JsonResponse:
+    return error_response(
+        f"The request body is larger than {limit} bytes (RECSITE_MAX_REQUEST_BYTES).", status=413
+    )
+
+
+# CSRF: the middleware's check is off for this view: anonymous and API-key callers carry no cookie
+# of ours to ride on. A staff session is the one credential a browser sends by itself, and
+# access.authentication counts it only with a valid CSRF token on unsafe methods.
 @method_decorator(csrf_exempt, name="dispatch")
 class RecsiteGraphQLView(GraphQLView):
     """strawberry's Django view that answers malformed requests with HTTP 400, never 500.
@@ -184,7 +236,10 @@ class RecsiteGraphQLView(GraphQLView):
         return html.replace("parameters.q || EXAMPLE_QUERY", f"parameters.q || {literal}", 1)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        """Run the request; turn HTTP-level refusals into GraphQL-style JSON errors."""
+        """Authenticate and rate-limit, run the request; turn HTTP-level refusals into JSON errors."""
+        refusal = request_refusal(request)
+        if refusal is not None:
+            return refusal
         try:
             return self.run(request=request)
         except HTTPException as exception:
@@ -210,6 +265,9 @@ class RecsiteGraphQLView(GraphQLView):
             data = super().parse_http_body(request)
         except HTTPException:
             raise
+        except RequestDataTooBig as exception:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            raise HTTPException(413, f"The request body is larger than {limit} bytes") from exception
         except Exception as exception:  # e.g. JSON that is not an object: any failure here is the body's
             logger.info("refused a malformed GraphQL request: %r", exception)
             raise HTTPException(400, "The request body must be a JSON object with a `query`") from exception

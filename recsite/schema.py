@@ -29,6 +29,7 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 from catalog.graphql.schema import Query as CatalogQuery
 from recommendations.graphql.schema import Mutation
 from recommendations.graphql.schema import Query as RecommendationsQuery
+from recsite.graphql_access import AccessControl, check_public_operations
 from recsite.graphql_view import INTERNAL_SERVER_ERROR, annotate_errors, error_code
 
 __all__ = ["Mutation", "Query", "RecsiteSchema", "build_schema", "schema"]
@@ -73,7 +74,11 @@ class QuerySetOptimizer(DjangoOptimizerExtension):
 
 
 def build_schema(*, debug: bool) -> strawberry.Schema:
-    """The schema with its extensions; introspection and field suggestions are off unless `debug`."""
+    """The schema with its extensions; introspection and field suggestions are off unless `debug`.
+
+    AccessControl comes before every validating extension: it refuses an operation the caller
+    may not run before validation looks at the arguments (recsite/graphql_access.py).
+    """
     limits = [
         QueryDepthLimiter(max_depth=settings.RECSITE_GRAPHQL_MAX_DEPTH),
         MaxAliasesLimiter(max_alias_count=settings.RECSITE_GRAPHQL_MAX_ALIASES),
@@ -84,12 +89,21 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         ParserCache,
+        AccessControl,
         *(_with_rules(limit.validation_rules) for limit in limits),
         ValidationCache,
         QuerySetOptimizer,
     ]
     config = StrawberryConfig(disable_field_suggestions=not debug)
-    return RecsiteSchema(query=Query, mutation=Mutation, extensions=extensions, config=config)
+    built = RecsiteSchema(query=Query, mutation=Mutation, extensions=extensions, config=config)
+    root_fields = {
+        name
+        for root in (built._schema.query_type, built._schema.mutation_type)
+        if root is not None
+        for name in root.fields
+    }
+    check_public_operations(root_fields)
+    return built
 
 
 schema = build_schema(debug=settings.DEBUG)

@@ -20,6 +20,9 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off.")
     SECRET_KEY = "insecure-development-key-only-used-with-DJANGO_DEBUG"
 
+# Earlier secret keys, still accepted for signatures and API key secrets while rotating (comma-separated).
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
+
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS",
     default=["localhost", "127.0.0.1", "testserver"] if DEBUG else [],
@@ -32,13 +35,16 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "strawberry_django",
+    "access",
     "catalog",
     "recommendations",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -201,8 +207,8 @@ PERSONALIZE_RUNTIME_ENDPOINT_URL = env.str("PERSONALIZE_RUNTIME_ENDPOINT_URL", d
 PERSONALIZE_EVENTS_ENDPOINT_URL = env.str("PERSONALIZE_EVENTS_ENDPOINT_URL", default="")
 S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")
 
-# The Personalize-compatible endpoint (/personalize/, recommendations/compat/): until API keys exist,
-# it accepts any SigV4 credentials when this is on (default: DEBUG) and refuses every request otherwise.
+# The Personalize-compatible endpoint (/personalize/, recommendations/compat/): requests are signed (SigV4)
+# with an API key's id and secret; with this on (default: DEBUG) any credentials are accepted unchecked.
 RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS = env.bool("RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS", default=DEBUG)
 
 # Amazon Personalize jobs (recommendations/personalize_jobs.py, personalize_tasks.py, batch.py): the S3
@@ -220,3 +226,50 @@ if PERSONALIZE_IMPORT_INTERVAL_SECONDS > 0:
         "task": "recommendations.personalize_tasks.personalize_incremental_import_task",
         "schedule": PERSONALIZE_IMPORT_INTERVAL_SECONDS,
     }
+
+# --- Access and limits (access/, recsite/graphql_access.py, recsite/graphql_view.py; README "Access") ---
+# GraphQL root fields any caller may use without credentials (a browser frontend); every other one needs
+# an API key scope (recommend / track / manage) or a staff session. putEvents still needs a valid trackingId.
+RECSITE_PUBLIC_OPERATIONS = env.list(
+    "RECSITE_PUBLIC_OPERATIONS",
+    default=["recommendations", "relatedItems", "personalizedRanking", "putEvents"],
+)
+# Set: anonymous calls naming a userId need X-Recsite-User-Token = hex HMAC-SHA256(secret, userId).
+RECSITE_USER_TOKEN_SECRET = env.str("RECSITE_USER_TOKEN_SECRET", default="")
+RECSITE_API_KEY_TOUCH_SECONDS = env.int("RECSITE_API_KEY_TOUCH_SECONDS", default=60)
+# Requests per window: per client address without credentials, per API key or staff user with them (0: off).
+RECSITE_RATE_LIMIT_PER_IP = env.int("RECSITE_RATE_LIMIT_PER_IP", default=600)
+RECSITE_RATE_LIMIT_PER_KEY = env.int("RECSITE_RATE_LIMIT_PER_KEY", default=6000)
+RECSITE_RATE_LIMIT_WINDOW_SECONDS = env.int("RECSITE_RATE_LIMIT_WINDOW_SECONDS", default=60)
+RECSITE_RATE_LIMIT_CACHE = "default"
+# Reverse proxies in front of Recsite that append to X-Forwarded-For (0: the client is REMOTE_ADDR).
+RECSITE_TRUSTED_PROXY_COUNT = env.int("RECSITE_TRUSTED_PROXY_COUNT", default=0)
+# Largest request body (GraphQL answers 413 beyond it; the compatible endpoint InvalidInputException).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("RECSITE_MAX_REQUEST_BYTES", default=1_048_576)
+
+# Rate-limit counters (and any other cache use): locmem per process by default; share them across
+# processes in production with CACHE_URL=redis://127.0.0.1:6379/1.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# Browser frontends on other origins (comma-separated, e.g. https://shop.example.com) may call /graphql/.
+CORS_ALLOWED_ORIGINS = env.list("RECSITE_CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/graphql/?$"
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "x-recsite-user-token")
+CORS_ALLOW_CREDENTIALS = False  # cookies never cross origins: a session cannot be used from another site
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS hardening (manage.py check --deploy is clean with debug off). Behind a proxy that terminates TLS,
+# set DJANGO_SECURE_PROXY_SSL_HEADER=1 (it must set X-Forwarded-Proto), or DJANGO_SECURE_SSL_REDIRECT=0
+# when the proxy redirects to HTTPS itself.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"

@@ -8,8 +8,15 @@ import pytest
 from django.test import Client
 
 from catalog.models import DatasetGroup
+from tests.auth import bearer, manage_client
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client(db: None) -> Client:
+    """A manage-scoped API-key client, so the bodies reach parsing and validation of any operation."""
+    return manage_client()
 
 VALID_BODY = json.dumps(
     {
@@ -196,8 +203,8 @@ def test_other_methods_are_refused_with_json(
 
 
 def test_valid_request_works_without_a_csrf_token(default_group: DatasetGroup) -> None:
-    # given a client that enforces CSRF like a browser-less API caller would meet it
-    client = Client(enforce_csrf_checks=True)
+    # given an API-key client that enforces CSRF like a browser-less API caller would meet it
+    client = Client(enforce_csrf_checks=True, **bearer("manage"))
 
     # when it POSTs a query without any CSRF token, then the query runs
     response = post(client, json.dumps({"query": "{ items { itemId } }"}))

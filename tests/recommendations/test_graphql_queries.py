@@ -9,7 +9,6 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import DatasetGroup, EndUser, Interaction, Item
@@ -18,6 +17,7 @@ from recommendations.filtering import filter_create
 from recommendations.models import Campaign, RecommendationRecord, Solution
 from recommendations.reasons import label_cache_clear
 from recommendations.selectors import model_cache_clear
+from tests.auth import manage_client
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +60,7 @@ def deploy(demo: DatasetGroup, django_capture_on_commit_callbacks: Any) -> Calla
 
 def gql(query: str, variables: dict | None = None) -> dict:
     """POST a GraphQL document to /graphql/ as JSON; the decoded body (never an HTTP 500)."""
-    response = Client().post(
+    response = manage_client().post(  # as a manage-scoped API key: every operation
         "/graphql/", {"query": query, "variables": variables or {}}, content_type="application/json"
     )
     assert response.status_code in (200, 400), response.content

@@ -4,13 +4,13 @@ import json
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from catalog.models import DatasetGroup, EndUser, Interaction, Item
 from catalog.schemas import RESERVED_FIELDS, DatasetType, FieldKind, FieldSpec
 from catalog.services import dataset_schema_save
 from recommendations.models import EventTracker
 from recommendations.tracking import event_tracker_create
+from tests.auth import manage_client
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ mutation Put($trackingId: String!, $sessionId: String!, $userId: String, $events
 
 def graphql(query: str, **variables: Any) -> dict[str, Any]:
     """POST one operation; the HTTP status is always 200 for GraphQL-level errors."""
-    response = Client().post(
+    response = manage_client().post(  # as a manage-scoped API key: every operation
         "/graphql/", json.dumps({"query": query, "variables": variables}), content_type="application/json"
     )
     assert response.status_code == 200, response.content

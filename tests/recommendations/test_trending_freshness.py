@@ -11,7 +11,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from catalog.demo import DEMO_END
 from catalog.models import DatasetGroup, Item
@@ -19,6 +18,7 @@ from recommendations import selectors, services
 from recommendations.models import Campaign, Solution
 from recommendations.reasons import label_cache_clear
 from recommendations.selectors import model_cache_clear
+from tests.auth import manage_client
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +65,7 @@ def trending(
 
 
 def gql(query: str, variables: dict | None = None) -> dict:
-    response = Client().post(
+    response = manage_client().post(  # as a manage-scoped API key: every operation
         "/graphql/", {"query": query, "variables": variables or {}}, content_type="application/json"
     )
     assert response.status_code == 200, response.content

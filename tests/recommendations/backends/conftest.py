@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 from django.db.models import Count
-from django.test import Client
 
 from catalog.models import DatasetGroup, EndUser, Item
 from recommendations import services
@@ -28,6 +27,7 @@ from recommendations.models import (
     SolutionVersionStatus,
 )
 from recommendations.reasons import label_cache_clear
+from tests.auth import manage_client
 
 ACCOUNT = "arn:aws:personalize:us-east-1:123456789012"
 GROUP_ARN = f"{ACCOUNT}:dataset-group/default"
@@ -159,7 +159,7 @@ def categories_of(ids: list[str]) -> set[str]:
 
 def gql(query: str, variables: dict | None = None) -> dict:
     """POST a GraphQL document to /graphql/ as JSON; the decoded body (never an HTTP 500)."""
-    response = Client().post(
+    response = manage_client().post(  # as a manage-scoped API key: every operation
         "/graphql/", {"query": query, "variables": variables or {}}, content_type="application/json"
     )
     assert response.status_code in (200, 400), response.content
