@@ -76,6 +76,65 @@ def _wait_until(condition: Callable[[], bool], timeout: float, interval: float =
     return condition()
 
 
+def worker_start(
+    *,
+    broker_url: str,
+    queue: str,
+    workdir: Path,
+    stub: PersonalizeEventsStub,
+    extra_env: dict[str, str] | None = None,
+    log_name: str = "worker.log",
+) -> CeleryWorker:
+    """Start a worker subprocess on the test database consuming `queue`; return once it answers a ping.
+
+    The caller's Celery app must be sending to the same broker (for the ping). `workdir` holds its
+    media root (shared with the tests through MEDIA_ROOT) and its log.
+    """
+    run_id = uuid.uuid4().hex[:10]
+    hostname = f"{queue}-{run_id}@localhost"
+    media_root = workdir / "media"
+    media_root.mkdir(exist_ok=True)
+    log_path = workdir / log_name
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "CELERY_BROKER_URL": broker_url,
+        "RECSITE_MEDIA_ROOT": str(media_root),
+        "DJANGO_SETTINGS_MODULE": "recsite.settings",
+        "PYTHONUNBUFFERED": "1",
+        **_worker_aws_env(stub, workdir),
+        **(extra_env or {}),
+    }
+    env.pop("AWS_PROFILE", None)
+    env.pop("AWS_SESSION_TOKEN", None)
+    command = [
+        sys.executable, "-m", "celery", "-A", "recsite", "worker",
+        "--pool=solo", "--concurrency=1", "--loglevel=INFO",
+        "--queues", queue, "--hostname", hostname,
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    with log_path.open("ab") as log_file:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    worker = CeleryWorker(process, hostname, queue, media_root, log_path)
+
+    def answers_ping() -> bool:
+        worker.assert_alive()
+        return bool(app.control.ping(destination=[hostname], timeout=1.0))
+
+    if not _wait_until(answers_ping, WORKER_START_TIMEOUT):
+        worker_stop(worker)
+        waited = f"{WORKER_START_TIMEOUT:.0f}s"
+        pytest.fail(f"the Celery worker did not answer a ping in {waited}:\n{worker.log()}")
+    return worker
+
+
+def worker_stop(worker: CeleryWorker) -> None:
+    """Warm shutdown (the current task finishes), killed if it takes too long."""
+    _stop(worker.process)
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
@@ -133,52 +192,22 @@ def celery_worker_process(
         yield None
         return
 
-    run_id = uuid.uuid4().hex[:10]
-    queue = f"recsite-test-{run_id}"
-    hostname = f"{queue}@localhost"
-    workdir = tmp_path_factory.mktemp("celery-worker")
-    media_root = workdir / "media"
-    media_root.mkdir()
-    log_path = workdir / "worker.log"
-
+    queue = f"recsite-test-{uuid.uuid4().hex[:10]}"
     previous_queue = app.conf.task_default_queue
     app.conf.task_default_queue = queue  # tasks sent by the tests go to this worker only
     _purge(queue)
-
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(connection.settings_dict),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "RECSITE_MEDIA_ROOT": str(media_root),
-        "DJANGO_SETTINGS_MODULE": "recsite.settings",
-        "PYTHONUNBUFFERED": "1",
-        **_worker_aws_env(personalize_events_stub, workdir),
-    }
-    env.pop("AWS_PROFILE", None)
-    env.pop("AWS_SESSION_TOKEN", None)
-    command = [
-        sys.executable, "-m", "celery", "-A", "recsite", "worker",
-        "--pool=solo", "--concurrency=1", "--loglevel=INFO",
-        "--queues", queue, "--hostname", hostname,
-        "--without-gossip", "--without-mingle",
-    ]  # fmt: skip
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    worker = CeleryWorker(process, hostname, queue, media_root, log_path)
+    worker = None
     try:
-
-        def answers_ping() -> bool:
-            worker.assert_alive()
-            return bool(app.control.ping(destination=[hostname], timeout=1.0))
-
-        if not _wait_until(answers_ping, WORKER_START_TIMEOUT):
-            waited = f"{WORKER_START_TIMEOUT:.0f}s"
-            pytest.fail(f"the Celery worker did not answer a ping in {waited}:\n{worker.log()}")
+        worker = worker_start(
+            broker_url=settings.CELERY_BROKER_URL,
+            queue=queue,
+            workdir=tmp_path_factory.mktemp("celery-worker"),
+            stub=personalize_events_stub,
+        )
         yield worker
     finally:
-        _stop(process)
+        if worker is not None:
+            worker_stop(worker)
         app.conf.task_default_queue = previous_queue
 
 

@@ -4,7 +4,9 @@ boto3 pointed at it (`endpoint_url`, i.e. the PERSONALIZE_EVENTS_ENDPOINT_URL se
 ordinary signed REST-JSON requests; the stub accepts any signature, records each accepted request's
 body and answers `{}` as Personalize does (`GET /_stats` counts them). `throttle_next(n)` makes the
 next n requests fail with Personalize's ThrottlingException (HTTP 400), so a worker in another
-process can be slowed down without sharing a botocore Stubber. Used by the broker test and by
+process can be slowed down without sharing a botocore Stubber; `hold()` keeps accepted requests
+waiting for their answer until `release()` (a worker can be killed while it waits for AWS). Used
+by the broker tests and by
 benchmarks/outbox_throughput.py.
 """
 
@@ -27,6 +29,9 @@ class PersonalizeEventsStub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._throttle = 0
+        self._released = threading.Event()
+        self._released.set()
+        self.held = 0
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.throttled = 0
         stub = self
@@ -50,6 +55,9 @@ class PersonalizeEventsStub:
                     else:
                         stub.requests.append((operation, json.loads(body or b"{}")))
                         throttled = False
+                        stub.held += not stub._released.is_set()
+                if not throttled:
+                    stub._released.wait(timeout=60)  # held: AWS took the request, its answer is late
                 if throttled:
                     self._answer(400, {"message": "Rate exceeded"}, "ThrottlingException")
                 else:
@@ -109,12 +117,23 @@ class PersonalizeEventsStub:
         with self._lock:
             self._throttle = count
 
+    def hold(self) -> None:
+        """Record the following requests as accepted but answer none of them until `release()`."""
+        with self._lock:
+            self._released.clear()
+
+    def release(self) -> None:
+        """Answer the held requests (and the following ones at once)."""
+        self._released.set()
+
     def reset(self) -> None:
-        """Forget recorded requests and pending throttling."""
+        """Forget recorded requests, pending throttling and holding."""
         with self._lock:
             self.requests.clear()
             self._throttle = 0
             self.throttled = 0
+            self.held = 0
+        self._released.set()
 
     def event_ids(self) -> list[str]:
         """The eventIds of every accepted PutEvents call, in arrival order (repeats included)."""
