@@ -32,6 +32,7 @@ __all__ = [
     "Campaign",
     "CampaignBackend",
     "CampaignStatus",
+    "DataDeletionStatus",
     "EventTracker",
     "Filter",
     "FilterStatus",
@@ -45,6 +46,7 @@ __all__ = [
     "SolutionVersionStatus",
     "TrainingMode",
     "TrainingType",
+    "UserDataDeletion",
     "auto_training_days",
     "campaign_config_clean",
     "exploration_settings",
@@ -626,3 +628,62 @@ class BatchJob(models.Model):
     def is_finished(self) -> bool:
         """True once ACTIVE or CREATE FAILED."""
         return self.status in (PersonalizeStatus.ACTIVE, PersonalizeStatus.FAILED)
+
+
+# --- Data deletion: the audit record of each request, and its Personalize job ---------------------------
+
+
+class DataDeletionStatus(models.TextChoices):
+    """Where the deletion stands on Amazon Personalize (CreateDataDeletionJob's own words)."""
+
+    NOT_NEEDED = "", "Not on Personalize"
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class UserDataDeletion(models.Model):
+    """One deletion of a user's data: who asked, when, what was removed here, and Personalize's job.
+
+    The local deletion is done when the row exists; the row stays as the audit record (it keeps the
+    user id, nothing else of the user's).
+    """
+
+    dataset_group = models.ForeignKey(
+        DatasetGroup, on_delete=models.SET_NULL, null=True, blank=True, related_name="user_data_deletions"
+    )
+    dataset_group_name = models.CharField(max_length=63, help_text="Kept if the group is deleted later.")
+    user_id = models.CharField("user id", max_length=256)
+    requested_by = models.CharField(
+        max_length=200, help_text="Who asked: an API key, a staff user or the command line's OS user."
+    )
+    requested_via = models.CharField(max_length=20, help_text="graphql, command or admin.")
+    requested_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    profile_deleted = models.BooleanField(default=False, help_text="Whether a user profile existed.")
+    interactions_deleted = models.PositiveIntegerField(default=0)
+    recommendation_records_deleted = models.PositiveIntegerField(default=0)
+    personalize_status = models.CharField(
+        max_length=12, choices=DataDeletionStatus.choices, default=DataDeletionStatus.NOT_NEEDED, blank=True
+    )
+    personalize_job_name = models.CharField(max_length=63, blank=True)
+    personalize_arn = models.CharField("Personalize ARN", max_length=256, blank=True)
+    s3_path = models.CharField("S3 path", max_length=256, blank=True, help_text="The USER_ID CSV.")
+    failure_reason = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="When Personalize's job ended.")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["dataset_group", "-requested_at"], name="deletion_group_newest")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} of {self.dataset_group_name} ({self.requested_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def is_finished(self) -> bool:
+        """True when nothing is left to do on Personalize (not needed, COMPLETED or FAILED)."""
+        return self.personalize_status in (
+            DataDeletionStatus.NOT_NEEDED,
+            DataDeletionStatus.COMPLETED,
+            DataDeletionStatus.FAILED,
+        )
