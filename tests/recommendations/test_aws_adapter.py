@@ -1,8 +1,6 @@
 """The AWS adapter: clients from settings, never at import time; AWS errors become domain errors (Stubber)."""
 
 import importlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -26,23 +24,7 @@ GROUP_ARN = "arn:aws:personalize:us-east-1:123456789012:dataset-group/default"
 KMS_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
-@pytest.fixture(autouse=True)
-def fake_aws(settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Fake credentials, no shared config or instance metadata, a region, no endpoints; a fresh cache."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    settings.AWS_REGION = "us-east-1"
-    settings.PERSONALIZE_KMS_KEY_ARN = ""
-    for setting in aws.ENDPOINT_SETTINGS.values():
-        setattr(settings, setting, "")
-    aws.clear_client_cache()
-    yield
-    aws.clear_client_cache()
+pytestmark = pytest.mark.usefixtures("aws_sandbox")
 
 
 def campaign_response() -> dict[str, Any]:

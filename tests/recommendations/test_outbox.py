@@ -54,23 +54,10 @@ PUT_ITEMS_PARAMETERS = "before-parameter-build.personalize-events.PutItems"
 
 
 @pytest.fixture(autouse=True)
-def fake_aws(settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Fake credentials, no shared config, a region, AWS's own endpoints; fresh clients and outbox caches."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    settings.AWS_REGION = "us-east-1"
-    for setting in aws.ENDPOINT_SETTINGS.values():
-        setattr(settings, setting, "")
-    aws.clear_client_cache()
+def fake_aws(aws_sandbox: None) -> None:
+    """Fake AWS (aws_sandbox) and fresh outbox caches."""
     outbox._dataset_arns.clear()
     outbox._flush_due.clear()
-    yield
-    aws.clear_client_cache()
 
 
 def reserved(dataset_type: DatasetType, *names: str) -> list[FieldSpec]:

@@ -73,17 +73,8 @@ CAMPAIGN_ARN = f"{ACCOUNT}:campaign/shop-home"
 
 
 @pytest.fixture(autouse=True)
-def fake_aws(settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Fake credentials and region, no endpoints, a role and bucket, fresh clients; polls run at once."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    settings.AWS_REGION = "us-east-1"
-    settings.PERSONALIZE_KMS_KEY_ARN = ""
+def fake_aws(aws_sandbox: None, settings: Any) -> None:
+    """Fake AWS (aws_sandbox), a role and bucket; polls run at once."""
     settings.PERSONALIZE_ROLE_ARN = ROLE_ARN
     settings.PERSONALIZE_S3_BUCKET = BUCKET
     settings.PERSONALIZE_S3_PREFIX = "recsite"
@@ -91,11 +82,6 @@ def fake_aws(settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     settings.PERSONALIZE_EAGER_POLLS = 10
     settings.PERSONALIZE_MAX_POLLS = 2000
     settings.PERSONALIZE_MAX_ERROR_RETRIES = 5
-    for setting in aws.ENDPOINT_SETTINGS.values():
-        setattr(settings, setting, "")
-    aws.clear_client_cache()
-    yield
-    aws.clear_client_cache()
 
 
 @pytest.fixture

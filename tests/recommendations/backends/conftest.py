@@ -7,7 +7,6 @@ for real on the small demo shop.
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,25 +43,13 @@ def filter_arn(name: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def fake_aws(settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Fake credentials, no shared config or instance metadata, a region, no endpoints; fresh caches."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTESTTESTTESTTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    settings.AWS_REGION = "us-east-1"
+def fake_aws(aws_sandbox: None, settings: Any) -> Iterator[None]:
+    """Fake AWS (aws_sandbox), the local backend by default, no default campaign; fresh caches."""
     settings.RECSITE_BACKEND = "local"
     settings.RECSITE_DEFAULT_CAMPAIGN = ""
-    for setting in aws.ENDPOINT_SETTINGS.values():
-        setattr(settings, setting, "")
-    aws.clear_client_cache()
     popular_cache_clear()
     label_cache_clear()
     yield
-    aws.clear_client_cache()
     popular_cache_clear()
 
 
