@@ -16,10 +16,10 @@ from django.test import Client
 
 from catalog.models import DatasetGroup, EndUser, ForwardState, Interaction, Item
 from recommendations import services
-from recommendations.backends import aws
 from recommendations.models import (
     Campaign,
     CampaignBackend,
+    CampaignStatus,
     EventTracker,
     SolutionVersion,
     SolutionVersionStatus,
@@ -50,26 +50,12 @@ def graphql(query: str, **variables: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def aws_at_live_server(
-    settings: Any, monkeypatch: pytest.MonkeyPatch, live_server: Any, tmp_path: Any
-) -> None:
+def aws_at_live_server(aws_sandbox: None, settings: Any, live_server: Any) -> None:
     """boto3's personalize-runtime and personalize-events clients sent to the live server."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "AKIDROUNDTRIP",
-        "AWS_SECRET_ACCESS_KEY": "secret",
-        "AWS_CONFIG_FILE": str(tmp_path / "none"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    settings.AWS_REGION = "us-east-1"
     settings.RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS = True
     settings.PERSONALIZE_RUNTIME_ENDPOINT_URL = f"{live_server.url}/personalize"
     settings.PERSONALIZE_EVENTS_ENDPOINT_URL = f"{live_server.url}/personalize"
-    aws.clear_client_cache()
     label_cache_clear()
-    yield
-    aws.clear_client_cache()
 
 
 @pytest.fixture
@@ -92,10 +78,15 @@ def shop_on_personalize(demo: DatasetGroup, django_capture_on_commit_callbacks: 
     remote_version = SolutionVersion.objects.create(
         solution=remote, status=SolutionVersionStatus.ACTIVE, personalize_arn=f"{ARN}:solution/feed/1"
     )
-    campaign = services.campaign_create(
-        name="shop-feed", solution_version=remote_version, backend=CampaignBackend.PERSONALIZE
+    # The campaign as deploying to Personalize leaves it (its ARN names `default`'s local campaign)
+    Campaign.objects.create(
+        dataset_group=shop,
+        name="shop-feed",
+        solution_version=remote_version,
+        backend=CampaignBackend.PERSONALIZE,
+        personalize_arn=f"{ARN}:campaign/feed",
+        status=CampaignStatus.ACTIVE,
     )
-    Campaign.objects.filter(pk=campaign.pk).update(personalize_arn=f"{ARN}:campaign/feed")
     tracker = event_tracker_create(dataset_group=shop, name="shop-web")
     EventTracker.objects.filter(pk=tracker.pk).update(
         backend=CampaignBackend.PERSONALIZE,
