@@ -1,7 +1,8 @@
 """Fixed-window rate limits counted in Django's cache (Redis in production, so all processes share them).
 
-One `incr` per request (an `add` opens each window). If the cache cannot be reached the request
-is let through and a warning logged: the limit protects capacity, it is not worth an outage.
+One `incr` per request (an `add` opens each window); on Redis one pipelined INCR + EXPIRE. If the
+cache cannot be reached the request is let through and a warning logged: the limit protects
+capacity, it is not worth an outage.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from access.authentication import Principal
 
@@ -48,10 +51,7 @@ def rate_limit_hit(*, bucket: str, limit: int, window_seconds: int, subject: str
     key = f"recsite:ratelimit:{bucket}:{window}"
     cache = caches[getattr(settings, "RECSITE_RATE_LIMIT_CACHE", "default")]
     try:
-        try:
-            count = cache.incr(key)
-        except ValueError:  # first request of the window
-            count = 1 if cache.add(key, 1, timeout=window_seconds + 1) else cache.incr(key)
+        count = _count(cache, key, window_seconds + 1)
     except Exception as error:  # the cache is down: serve rather than refuse everyone
         logger.warning("rate limiting skipped, the cache failed: %r", error)
         return None
@@ -61,6 +61,30 @@ def rate_limit_hit(*, bucket: str, limit: int, window_seconds: int, subject: str
     return RateLimitExceeded(
         limit=limit, window_seconds=window_seconds, retry_after=retry_after, subject=subject
     )
+
+
+def _redis_client(cache: RedisCache) -> Any:
+    """The cache's write client, kept on it: Django builds a new client object on every call (0.06 ms)."""
+    backend = cache._cache
+    client = getattr(backend, "recsite_write_client", None)
+    if client is None:
+        client = backend.get_client(write=True)  # writes always go to the first server
+        backend.recsite_write_client = client
+    return client
+
+
+def _count(cache: BaseCache, key: str, timeout: int) -> int:
+    """Add one to the counter under `key` (created with `timeout`); its new value."""
+    if isinstance(cache, RedisCache):  # one round trip: INCR and EXPIRE pipelined (Django's incr makes two)
+        full_key = cache.make_and_validate_key(key)
+        pipeline = _redis_client(cache).pipeline(transaction=False)
+        pipeline.incr(full_key)
+        pipeline.expire(full_key, timeout)
+        return int(pipeline.execute()[0])
+    try:
+        return cache.incr(key)
+    except ValueError:  # first request of the window
+        return 1 if cache.add(key, 1, timeout=timeout) else cache.incr(key)
 
 
 def rate_limit_principal(principal: Principal) -> RateLimitExceeded | None:

@@ -4,23 +4,37 @@ Everything here is about the wire, nothing about recommendations: `read_body` tu
 body into a JSON object or an `InvalidInputException`; `Fields` reads typed members from it with
 the request path in every message; `error_response` answers in the shape boto3 parses into
 `ClientError` (`x-amzn-ErrorType` header, `{"__type", "message"}` body); `domain_error` maps the
-recommendations app's exceptions to Personalize's error codes.
+recommendations app's exceptions to Personalize's error codes. `credentials_check` verifies the
+SigV4 signature boto3 puts on every request: the access key id names a Recsite API key
+(access app) and the signature is recomputed with its secret by botocore's own signer.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders
+from botocore.credentials import Credentials
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.utils.encoding import escape_uri_path
 
+from access.authentication import anonymous_principal
+from access.crypto import SecretUnreadableError, decrypt_secret
+from access.models import MANAGE, RECOMMEND, TRACK, ApiKey
+from access.rate_limits import rate_limit_hit, rate_limit_principal
 from catalog.errors import CatalogError, DatasetGroupNotFoundError
 from recommendations.errors import (
     CampaignNotFoundError,
@@ -29,8 +43,12 @@ from recommendations.errors import (
 )
 
 __all__ = [
+    "ACCESS_DENIED",
     "INVALID_INPUT",
+    "INVALID_SIGNATURE",
+    "OPERATION_SCOPES",
     "RESOURCE_NOT_FOUND",
+    "THROTTLING",
     "UNKNOWN_OPERATION",
     "UNRECOGNIZED_CLIENT",
     "CompatError",
@@ -53,8 +71,35 @@ INVALID_INPUT = "InvalidInputException"
 RESOURCE_NOT_FOUND = "ResourceNotFoundException"
 UNRECOGNIZED_CLIENT = "UnrecognizedClientException"
 UNKNOWN_OPERATION = "UnknownOperationException"
+INVALID_SIGNATURE = "InvalidSignatureException"
+ACCESS_DENIED = "AccessDeniedException"
+THROTTLING = "ThrottlingException"
 INTERNAL_FAILURE = "InternalFailure"
-STATUS = {INVALID_INPUT: 400, RESOURCE_NOT_FOUND: 404, UNRECOGNIZED_CLIENT: 403, UNKNOWN_OPERATION: 404}
+STATUS = {
+    INVALID_INPUT: 400,
+    RESOURCE_NOT_FOUND: 404,
+    UNRECOGNIZED_CLIENT: 403,
+    INVALID_SIGNATURE: 403,
+    ACCESS_DENIED: 403,
+    THROTTLING: 400,
+    UNKNOWN_OPERATION: 404,
+}
+# The API key scope each operation needs (keys with `manage` hold them all).
+OPERATION_SCOPES: Mapping[str, str] = {
+    "GetRecommendations": RECOMMEND,
+    "GetPersonalizedRanking": RECOMMEND,
+    "PutEvents": TRACK,
+    "PutItems": MANAGE,
+    "PutUsers": MANAGE,
+}
+_SIGV4 = re.compile(
+    r"^AWS4-HMAC-SHA256\s+Credential=(?P<key_id>[^/,\s]+)/(?P<date>\d{8})/(?P<region>[^/,\s]+)/"
+    r"(?P<service>[^/,\s]+)/aws4_request,\s*SignedHeaders=(?P<headers>[a-z0-9;\-]+),\s*"
+    r"Signature=(?P<signature>[0-9a-f]{64})$"
+)
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+_INVALID_TOKEN = "The security token included in the request is invalid."
+MAX_CLOCK_SKEW = timedelta(minutes=15)  # as AWS: a signature older or newer than this is refused
 
 ARN = re.compile(r"^arn:[a-z\d-]+:personalize:[^:]*:[^:]*:(?P<kind>[a-z-]+)/(?P<name>.+)$")
 FILTER_VALUE_NAME = re.compile(r"^[A-Za-z0-9_]{1,50}$")
@@ -121,19 +166,115 @@ def access_key_id(request: HttpRequest) -> str | None:
     return match.group(1) if match else None
 
 
-def credentials_check(request: HttpRequest) -> None:
-    """Accept the request's credentials or raise UnrecognizedClientException (HTTP 403).
+def credentials_check(request: HttpRequest, operation: str | None = None) -> None:
+    """Accept the request's SigV4 signature, the key's scope for `operation` and its rate limit, or raise.
 
-    API keys do not exist yet: with RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS (default: DEBUG) any
-    credentials, or none, are accepted; without it every request is refused.
+    UnrecognizedClientException (403): unsigned, or the access key id names no active API key;
+    InvalidSignatureException (403): the signature does not match, or is over 15 minutes off;
+    AccessDeniedException (403): the key lacks the operation's scope; ThrottlingException (400):
+    the key's rate limit. With RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS (default: DEBUG) any
+    credentials, or none, are accepted unchecked, and the client address is rate-limited.
     """
     if getattr(settings, "RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS", False):
+        _throttle(rate_limit_principal(anonymous_principal(request)))
         return
-    raise CompatError(
-        UNRECOGNIZED_CLIENT,
-        "The security token included in the request is invalid: this server accepts no credentials "
-        "yet (set RECSITE_COMPAT_ACCEPT_ANY_CREDENTIALS=1 for development).",
+    api_key = signature_check(request)
+    scope = OPERATION_SCOPES.get(operation or "")
+    if scope is not None and scope not in api_key.scope_set:
+        raise CompatError(
+            ACCESS_DENIED, f"The API key {api_key.key_id} lacks the `{scope}` scope {operation} needs."
+        )
+    _throttle(
+        rate_limit_hit(
+            bucket=f"key:{api_key.key_id}",
+            limit=settings.RECSITE_RATE_LIMIT_PER_KEY,
+            window_seconds=settings.RECSITE_RATE_LIMIT_WINDOW_SECONDS,
+            subject="this API key",
+        )
     )
+
+
+def _throttle(exceeded: Any) -> None:
+    if exceeded is not None:
+        raise CompatError(THROTTLING, f"Rate exceeded. {exceeded.message}")
+
+
+def signature_check(request: HttpRequest) -> ApiKey:
+    """The active API key whose secret signed this request (SigV4, recomputed with botocore's signer)."""
+    match = _SIGV4.match(request.headers.get("Authorization", "").strip())
+    if match is None:
+        raise CompatError(
+            UNRECOGNIZED_CLIENT, "The request is not signed with AWS Signature Version 4 (an API key)."
+        )
+    api_key = ApiKey.objects.filter(key_id=match["key_id"], revoked_at__isnull=True).first()
+    if api_key is None:
+        raise CompatError(UNRECOGNIZED_CLIENT, _INVALID_TOKEN)
+    signed = match["headers"].split(";")
+    amz_date = request.headers.get("X-Amz-Date", "")
+    try:
+        signed_at = datetime.strptime(amz_date, _AMZ_DATE).replace(tzinfo=UTC)
+    except ValueError:
+        raise CompatError(INVALID_SIGNATURE, "X-Amz-Date is missing or malformed.") from None
+    if "host" not in signed or "x-amz-date" not in signed or not amz_date.startswith(match["date"]):
+        raise CompatError(INVALID_SIGNATURE, "The signature must cover the host and x-amz-date headers.")
+    if abs(datetime.now(UTC) - signed_at) > MAX_CLOCK_SKEW:
+        raise CompatError(INVALID_SIGNATURE, "Signature expired: the request time is over 15 minutes off.")
+    try:
+        secret = decrypt_secret(api_key.secret_encrypted)
+    except SecretUnreadableError:
+        logger.error("API key %s was encrypted under another SECRET_KEY; create a new key", api_key.key_id)
+        raise CompatError(UNRECOGNIZED_CLIENT, _INVALID_TOKEN) from None
+    expected = _signature(request, signed, amz_date, match, secret)
+    if expected is None or not hmac.compare_digest(expected, match["signature"]):
+        raise CompatError(
+            INVALID_SIGNATURE,
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your AWS Secret Access Key and signing method.",
+        )
+    return api_key
+
+
+class _SignedHeaders(SigV4Auth):
+    """botocore's SigV4 signer over exactly the headers the client signed (verification, not signing)."""
+
+    def __init__(self, credentials: Credentials, service: str, region: str, signed: list[str]) -> None:
+        super().__init__(credentials, service, region)
+        self.signed = signed
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        """The signed headers, with the values received."""
+        headers = HTTPHeaders()
+        for name in self.signed:
+            headers[name] = request.headers[name]
+        return headers
+
+
+def _signature(
+    request: HttpRequest, signed: list[str], amz_date: str, match: re.Match[str], secret: str
+) -> str | None:
+    """The signature of the received request under `secret`; None when a signed header is absent."""
+    headers = {}
+    for name in signed:
+        value = request.headers.get(name)
+        if value is None:
+            return None
+        headers[name] = value
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise invalid(
+            f"the request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+        ) from None
+    declared_hash = headers.get("x-amz-content-sha256")
+    if declared_hash is not None and declared_hash != hashlib.sha256(body).hexdigest():
+        return None  # the signature would cover a hash, not this body
+    query = request.META.get("QUERY_STRING", "")
+    url = f"https://{headers['host']}{escape_uri_path(request.path)}" + (f"?{query}" if query else "")
+    received = AWSRequest(method=request.method, url=url, headers=headers, data=body)
+    received.context["timestamp"] = amz_date
+    signer = _SignedHeaders(Credentials(match["key_id"], secret), match["service"], match["region"], signed)
+    canonical = signer.canonical_request(received)
+    return signer.signature(signer.string_to_sign(received, canonical), received)
 
 
 # --- request bodies ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def operation_view(operation: Operation, name: str) -> Callable[[HttpRequest], H
     @csrf_exempt
     def view(request: HttpRequest) -> HttpResponse:
         try:
-            credentials_check(request)
+            credentials_check(request, name)
             if request.method != "POST":
                 raise CompatError(UNKNOWN_OPERATION, f"{name} takes POST, not {request.method}")
             return json_response(operation(read_body(request)))
