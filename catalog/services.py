@@ -1,6 +1,7 @@
 """Writes to the catalog (HackSoft-style services, keyword-only)."""
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,15 @@ from django.core.files import File
 from django.db import transaction
 
 from catalog.errors import DatasetImportError, MetadataError
-from catalog.models import DatasetGroup, DatasetImportJob, DatasetSchema, EndUser, Item, RecordSource
+from catalog.models import (
+    DatasetGroup,
+    DatasetImportJob,
+    DatasetSchema,
+    EndUser,
+    Interaction,
+    Item,
+    RecordSource,
+)
 from catalog.schemas import (
     DatasetType,
     FieldKind,
@@ -24,9 +33,11 @@ from catalog.schemas import (
 from catalog.selectors import dataset_schema_fields
 
 __all__ = [
+    "EndUserDataDeleted",
     "dataset_group_create",
     "dataset_import_job_create",
     "dataset_schema_save",
+    "end_user_data_delete",
     "end_user_upsert",
     "item_upsert",
     "metadata_clean",
@@ -150,3 +161,34 @@ def dataset_import_job_create(
     job.save()
     transaction.on_commit(lambda: run_dataset_import.delay(job.pk))
     return job
+
+
+@dataclass(frozen=True)
+class EndUserDataDeleted:
+    """What `end_user_data_delete` removed."""
+
+    profile_deleted: bool
+    interactions_deleted: int
+
+
+@transaction.atomic
+def end_user_data_delete(*, dataset_group: DatasetGroup, user_id: str) -> EndUserDataDeleted:
+    """Delete a user's profile and every interaction that is theirs (one transaction).
+
+    Theirs: the events recorded with their userId; the anonymous events of the sessions they used
+    (the same person before signing in); and anonymous events whose sessionId equals their userId,
+    which serving would otherwise count as theirs (Personalize's rule for an unknown userId).
+    """
+    user = EndUser.objects.filter(dataset_group=dataset_group, user_id=user_id).first()
+    anonymous = Interaction.objects.filter(dataset_group=dataset_group, user__isnull=True)
+    theirs = anonymous.filter(session_id=user_id) if user_id else anonymous.none()
+    if user is not None:
+        sessions = Interaction.objects.filter(user=user).exclude(session_id="").values("session_id")
+        theirs = theirs | anonymous.filter(session_id__in=sessions)
+    # The anonymous events first: the sessions are read from the user's own events.
+    deleted, _ = theirs.delete()
+    if user is not None:
+        own, _ = Interaction.objects.filter(user=user).delete()
+        deleted += own
+        user.delete()
+    return EndUserDataDeleted(profile_deleted=user is not None, interactions_deleted=deleted)

@@ -23,6 +23,7 @@ from recommendations.models import (
     PersonalizeImportJob,
     Solution,
     SolutionVersion,
+    UserDataDeletion,
 )
 from recommendations.selectors import solution_version_latest
 
@@ -37,6 +38,7 @@ __all__ = [
     "SolutionAdmin",
     "SolutionVersionAdmin",
     "SolutionVersionInline",
+    "UserDataDeletionAdmin",
 ]
 
 SUMMARY_METRICS = ("normalized_discounted_cumulative_gain_at_10", "precision_at_10", "coverage")
@@ -300,3 +302,30 @@ class BatchJobAdmin(ReadOnlyJobAdmin):
     list_filter = ("status", "kind", "backend")
     search_fields = ("name", "personalize_arn", "input_path", "output_path")
     date_hierarchy = "created_at"
+
+
+@admin.register(UserDataDeletion)
+class UserDataDeletionAdmin(ReadOnlyJobAdmin):
+    """The audit log of user-data deletions: who asked, when, what was removed, Personalize's job.
+
+    Never deleted from the admin either: it is the record that the deletion happened.
+    """
+
+    list_display = (
+        "requested_at",
+        "user_id",
+        "dataset_group_name",
+        "requested_by",
+        "requested_via",
+        "interactions_deleted",
+        "profile_deleted",
+        "personalize_status",
+        "failure_reason",
+    )
+    list_filter = ("personalize_status", "requested_via", "dataset_group_name")
+    search_fields = ("user_id", "requested_by", "personalize_arn")
+    date_hierarchy = "requested_at"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """An audit record stays."""
+        return False

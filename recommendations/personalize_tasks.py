@@ -50,6 +50,7 @@ __all__ = [
     "backoff_seconds",
     "batch_job_task",
     "personalize_campaign_task",
+    "personalize_data_deletion_task",
     "personalize_filter_task",
     "personalize_import_task",
     "personalize_incremental_import_task",
@@ -202,6 +203,19 @@ def batch_job_task(self: Any, batch_job_id: int, failures: int = 0) -> str:
     )
     return _advance(
         self, failures, step, lambda reason: batch_job_fail(batch_job_id=batch_job_id, reason=reason)
+    )
+
+
+@shared_task(bind=True, acks_late=True, max_retries=TASK_MAX_RETRIES)
+def personalize_data_deletion_task(self: Any, deletion_id: int, failures: int = 0) -> str:
+    """Delete a user's data on Personalize (CSV to S3, CreateDataDeletionJob) and follow it to its end."""
+    from recommendations.data_deletion import user_data_deletion_fail, user_data_deletion_step
+
+    return _advance(
+        self,
+        failures,
+        lambda: user_data_deletion_step(deletion_id=deletion_id),
+        lambda reason: user_data_deletion_fail(deletion_id=deletion_id, reason=reason),
     )
 
 

@@ -47,6 +47,7 @@ from recommendations.models import (
     CampaignStatus,
     Filter,
     RecommendationRecord,
+    SolutionVersion,
     exploration_settings,
 )
 from recommendations.reasons import Explanation, ReasonKind, reason_texts
@@ -872,7 +873,8 @@ def user_segment(
             dtype=bool,
         )
     n_users = len(model.arrays["user_pks"])
-    asked = num_results if user_mask is None else max(n_users, 1)
+    deleted = _users_deleted_after_training(model, campaign.dataset_group_id)
+    asked = num_results + len(deleted) if user_mask is None else max(n_users, 1)
     if item_id is not None:
         if model.item_index([item_id])[0] < 0:
             return SegmentResult([], [])
@@ -884,11 +886,26 @@ def user_segment(
         item_mask[index[index >= 0]] = True
         segment = campaign_segment(campaign=campaign, item_mask=item_mask, num_results=asked, model=model)
     user_ids, scores = segment.user_ids, segment.scores
+    if deleted:  # the model still knows them; their data is gone (deleteUserData)
+        keep = [position for position, user in enumerate(user_ids) if user not in deleted]
+        keep = keep if user_mask is not None else keep[:num_results]  # the mask below cuts its own
+        user_ids, scores = [user_ids[p] for p in keep], [scores[p] for p in keep]
     if user_mask is not None:
         index = model.user_index(user_ids)
         keep = [position for position, i in enumerate(index) if i >= 0 and user_mask[i]][:num_results]
         user_ids, scores = [user_ids[p] for p in keep], [scores[p] for p in keep]
     return SegmentResult(list(user_ids), list(scores))
+
+
+def _users_deleted_after_training(model: LoadedModel, dataset_group_id: int) -> set[str]:
+    """Users whose data was deleted since the model's training read it (one small query)."""
+    from recommendations.data_deletion import user_ids_deleted_since
+
+    trained = (
+        SolutionVersion.objects.filter(pk=model.version_id).values_list("started_at", "created_at").first()
+    )
+    since = None if trained is None else (trained[0] or trained[1])
+    return user_ids_deleted_since(dataset_group_id=dataset_group_id, since=since)
 
 
 # --- itemAttributes (batch segment input) ------------------------------------------------------

@@ -14,6 +14,7 @@ from strawberry.tools import merge_types
 from catalog.models import DEFAULT_DATASET_GROUP
 from catalog.selectors import dataset_group_get
 from recommendations import services, serving
+from recommendations.graphql.data_deletion import DataDeletionMutation
 from recommendations.graphql.filters import FilterMutation
 from recommendations.graphql.inputs import FilterValueInput, PromotionInput, filter_values_map
 from recommendations.graphql.tracking import TrackingMutation
@@ -258,4 +259,6 @@ class LifecycleMutation:
         return CampaignType(instance=campaign)
 
 
-Mutation = merge_types("Mutation", (LifecycleMutation, FilterMutation, TrackingMutation))
+Mutation = merge_types(
+    "Mutation", (LifecycleMutation, FilterMutation, TrackingMutation, DataDeletionMutation)
+)
