@@ -8,7 +8,6 @@ s3:// paths and the job runs on Personalize.
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -79,7 +78,6 @@ class Command(BaseCommand):
                 pk=job.pk,
                 rerun=lambda: batch_job_task.delay(job.pk),
                 write=self.stdout.write,
-                eager=settings.CELERY_TASK_ALWAYS_EAGER,
             )
         job.refresh_from_db()
         if job.status == "CREATE FAILED":

@@ -77,7 +77,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  Personalize's data deletion job is {last}")
             if deletion.is_finished:
                 return
-            if settings.CELERY_TASK_ALWAYS_EAGER:
+            if personalize_data_deletion_task.app.conf.task_always_eager:
                 personalize_data_deletion_task.delay(deletion.pk)
                 deletion.refresh_from_db()
                 if deletion.is_finished:

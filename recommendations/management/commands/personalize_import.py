@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
@@ -55,7 +54,6 @@ class Command(BaseCommand):
                     pk=job.pk,
                     rerun=lambda job=job: personalize_import_task.delay(job.pk),
                     write=self.stdout.write,
-                    eager=settings.CELERY_TASK_ALWAYS_EAGER,
                 )
             job.refresh_from_db()
             rows = "" if job.rows is None else f", {job.rows} rows"

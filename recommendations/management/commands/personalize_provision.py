@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
@@ -43,7 +42,6 @@ class Command(BaseCommand):
                 pk=row.pk,
                 rerun=lambda: personalize_provision_task.delay(row.pk),
                 write=self.stdout.write,
-                eager=settings.CELERY_TASK_ALWAYS_EAGER,
             )
         row.refresh_from_db()
         self.stdout.write(

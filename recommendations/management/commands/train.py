@@ -122,7 +122,6 @@ class Command(BaseCommand):
             pk=version.pk,
             rerun=lambda: personalize_solution_version_task.apply(args=[version.pk]),
             write=self.stdout.write,
-            eager=bool(celery_app.conf.task_always_eager),
         )
 
     def _config(self, raw: str | None) -> dict[str, Any] | None:
