@@ -88,8 +88,13 @@ def _progress(version_id: int, step: str) -> None:
         listener(step)
 
 
-def _claim(version_id: int) -> SolutionVersion | None:
-    """Mark the version IN_PROGRESS under a row lock; None when it is finished or being trained."""
+def _claim(version_id: int, *, redelivered: bool = False) -> SolutionVersion | None:
+    """Mark the version IN_PROGRESS under a row lock; None when it is finished or being trained.
+
+    A version IN_PROGRESS is left to its worker unless it started over RECSITE_TRAINING_STALE_SECONDS
+    ago, or this message is `redelivered`: the broker hands an unacknowledged task out again only
+    when the worker holding it died (or after the visibility timeout), so nobody trains it anymore.
+    """
     stale = timedelta(seconds=getattr(settings, "RECSITE_TRAINING_STALE_SECONDS", 3600))
     with transaction.atomic():
         version = (
@@ -100,7 +105,8 @@ def _claim(version_id: int) -> SolutionVersion | None:
         if version.is_finished:
             return None
         in_progress = version.status == SolutionVersionStatus.IN_PROGRESS
-        if in_progress and version.started_at and timezone.now() - version.started_at < stale:
+        fresh = version.started_at and timezone.now() - version.started_at < stale
+        if in_progress and fresh and not redelivered:
             return None
         version.status = SolutionVersionStatus.IN_PROGRESS
         version.started_at = timezone.now()
@@ -113,7 +119,7 @@ def _claim(version_id: int) -> SolutionVersion | None:
 def create_solution_version_task(self: Any, version_id: int) -> str:
     """Train a SolutionVersion (CREATE PENDING → CREATE IN_PROGRESS → ACTIVE | CREATE FAILED)."""
     try:
-        version = _claim(version_id)
+        version = _claim(version_id, redelivered=bool((self.request.delivery_info or {}).get("redelivered")))
     except TRANSIENT_ERRORS as error:
         raise self.retry(exc=error, countdown=2 ** (self.request.retries + 2)) from error
     if version is None:

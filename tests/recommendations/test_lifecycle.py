@@ -13,7 +13,7 @@ from recommendations.artifacts import artifact_save, model_load
 from recommendations.engine.registry import recipe_class
 from recommendations.errors import SolutionConfigError
 from recommendations.models import Solution, SolutionVersion, SolutionVersionStatus, TrainingType
-from recommendations.tasks import auto_retrain_task, create_solution_version_task
+from recommendations.tasks import _claim, auto_retrain_task, create_solution_version_task
 from recommendations.training_data import training_data_build
 from tests.factories import DatasetGroupFactory
 
@@ -218,3 +218,18 @@ def test_versions_numbered_alike_in_two_databases_keep_their_own_artifacts(demo:
     assert first != second
     assert model_load(name=first, version_id=7).recipe.name == "aws-popularity-count"
     assert model_load(name=second, version_id=7).recipe.name == "aws-sims"
+
+
+def test_a_redelivered_task_takes_over_a_training_whose_worker_died(demo: DatasetGroup) -> None:
+    # Given a version a worker claimed a minute ago and then died with (IN_PROGRESS, message unacked)
+    solution = services.solution_create(dataset_group=demo, name="pop", recipe="aws-popularity-count")
+    version = SolutionVersion.objects.create(solution=solution)
+    SolutionVersion.objects.filter(pk=version.pk).update(
+        status=SolutionVersionStatus.IN_PROGRESS, started_at=timezone.now() - timedelta(minutes=1)
+    )
+    # When the same message arrives again as a fresh delivery, it is left to the (live) worker
+    assert _claim(version.pk) is None
+    # But when the broker redelivers it (it does so only when its holder is gone), it is trained
+    claimed = _claim(version.pk, redelivered=True)
+    assert claimed is not None and claimed.status == SolutionVersionStatus.IN_PROGRESS
+    assert timezone.now() - claimed.started_at < timedelta(seconds=5)
