@@ -25,7 +25,9 @@ from tqdm import tqdm
 
 from catalog.errors import DatasetImportError
 from catalog.schemas import (
+    INTEGER_RANGES,
     MAX_ID_LENGTH,
+    MILLISECONDS_THRESHOLD,
     REQUIRED_FIELDS,
     RESERVED_FIELDS,
     DatasetType,
@@ -39,6 +41,9 @@ from catalog.schemas import (
 )
 
 __all__ = ["CsvSource", "ParsedCsv", "read_dataset_csv"]
+
+NUL = "\x00"
+"""PostgreSQL's text and jsonb cannot hold it; a cell containing it is refused on every database."""
 
 CsvSource = str | Path | File
 """A CSV to import: a path, or a Django File (an upload or a stored file)."""
@@ -150,9 +155,16 @@ def _read_header(binary: IO[bytes], name: str, source: CsvSource) -> list[str]:
         text = first_line.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DatasetImportError("is not UTF-8 text (save the CSV as UTF-8)", file=name, line=1) from None
-    header = next(csv.reader([text]), None)
+    try:
+        header = next(csv.reader([text]), None)
+    except csv.Error as error:  # e.g. a bare carriage return inside the header line
+        raise DatasetImportError(f"malformed CSV header: {error}", file=name, line=1) from None
     if not header:
         raise DatasetImportError("the file is empty; expected a header row", file=name, line=1)
+    if any("\n" in column or "\r" in column for column in header):
+        raise DatasetImportError(
+            "malformed CSV header: a quoted column name runs past the end of the line", file=name, line=1
+        )
     return header
 
 
@@ -210,6 +222,8 @@ def _typed_fast(fields: list[FieldSpec], raw_columns: list[pa.Array]) -> dict[st
     """Typed columns when every value passes; None sends the file to the exact reader."""
     columns = {}
     for spec, raw in zip(fields, raw_columns, strict=True):
+        if pc.any(pc.match_substring(raw, NUL)).as_py():
+            return None
         try:
             typed = _FAST_KINDS[spec.kind](spec, raw) if spec.kind in _FAST_KINDS else _python_kind(spec, raw)
         except (pa.ArrowInvalid, ValueParseError, OverflowError):
@@ -243,17 +257,28 @@ def _fast_string(spec: FieldSpec, raw: pa.Array) -> pa.Array | None:
     return _empty_to_null(spec, raw)
 
 
+def _within(values: pa.Array, low: int, high: int) -> bool:
+    """Every non-null value lies in [low, high] (an all-null column does too)."""
+    bounds = pc.min_max(values).as_py()
+    return bounds["min"] is None or (low <= bounds["min"] and bounds["max"] <= high)
+
+
 def _fast_timestamp(spec: FieldSpec, raw: pa.Array) -> pa.Array | None:
     values = _empty_to_null(spec, raw)
-    return None if values is None else pc.cast(values, pa.int64())
+    if values is None:
+        return None
+    seconds = pc.cast(values, pa.int64())
+    # milliseconds and times before 1970: the exact reader says which value and why
+    return seconds if _within(seconds, 0, MILLISECONDS_THRESHOLD) else None
 
 
 def _fast_number(spec: FieldSpec, raw: pa.Array) -> pa.Array | None:
     values = _empty_to_null(spec, raw)
     if values is None:
         return None
-    if spec.avro_type in ("int", "long"):
-        return pc.cast(values, pa.int64())
+    if spec.avro_type in INTEGER_RANGES:
+        integers = pc.cast(values, pa.int64())
+        return integers if _within(integers, *INTEGER_RANGES[spec.avro_type]) else None
     numbers = pc.cast(values, pa.float64())
     if pc.any(pc.invert(pc.is_finite(numbers))).as_py():
         return None
@@ -338,6 +363,13 @@ def _first_undecodable_line(source: CsvSource) -> int:
 def _typed_exact(spec: FieldSpec, raw: Sequence[str], lines: Sequence[int], name: str) -> pa.Array:
     values = []
     for index, value in enumerate(raw):
+        if NUL in value:
+            raise DatasetImportError(
+                "holds a NUL character (\\x00), which the database cannot store",
+                file=name,
+                line=lines[index],
+                column=spec.name,
+            )
         try:
             values.append(parse_value(spec, value))
         except ValueParseError as error:

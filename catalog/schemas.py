@@ -19,6 +19,7 @@ __all__ = [
     "MAX_CATEGORICAL_VALUE_LENGTH",
     "MAX_ID_LENGTH",
     "MAX_TEXTUAL_LENGTH",
+    "MILLISECONDS_THRESHOLD",
     "REQUIRED_FIELDS",
     "RESERVED_FIELDS",
     "DatasetType",
@@ -71,6 +72,11 @@ class FieldKind(StrEnum):
 
 NUMERIC_AVRO_TYPES = ("int", "long", "float", "double")
 INTEGER_AVRO_TYPES = ("int", "long")
+INTEGER_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+"""Avro's int (32-bit) and long (64-bit): a value outside its field's range is refused."""
+MILLISECONDS_THRESHOLD = 100_000_000_000
+"""Unix times above this (the year 5138 in seconds) only make sense as milliseconds: refused, since
+Personalize wants seconds (1700000000000 is 2023 in milliseconds, the year 55840 in seconds)."""
 
 
 class SchemaError(ValueError):
@@ -193,22 +199,33 @@ def parse_value(spec: FieldSpec, raw: str) -> Any:
 
 
 def parse_epoch_seconds(raw: str) -> int:
-    """Parse a Unix timestamp in whole seconds, as Personalize's TIMESTAMP is."""
+    """Parse a Unix timestamp in whole seconds, as Personalize wants (1970 to MILLISECONDS_THRESHOLD)."""
     try:
-        return int(raw)
+        seconds = int(raw)
     except ValueError:
         raise ValueParseError(f"{raw!r} is not a Unix timestamp in whole seconds") from None
+    if seconds > MILLISECONDS_THRESHOLD:
+        raise ValueParseError(
+            f"{raw} looks like milliseconds (or a finer unit); Personalize wants Unix timestamps in seconds"
+        )
+    if seconds < 0:
+        raise ValueParseError(f"{raw} is before 1970; Personalize wants Unix timestamps in seconds")
+    return seconds
 
 
 def parse_number(raw: str, avro_type: str) -> int | float:
     """Parse a finite number of the given Avro numeric type."""
+    number: int | float
     try:
-        if avro_type in INTEGER_AVRO_TYPES:
-            return int(raw)
-        number = float(raw)
+        number = int(raw) if avro_type in INTEGER_AVRO_TYPES else float(raw)
     except ValueError:
         expected = "an integer" if avro_type in INTEGER_AVRO_TYPES else "a number"
         raise ValueParseError(f"{raw!r} is not {expected}") from None
+    if avro_type in INTEGER_AVRO_TYPES:
+        low, high = INTEGER_RANGES[avro_type]
+        if not low <= number <= high:
+            raise ValueParseError(f"{raw} is outside the range of an Avro {avro_type} ({low} to {high})")
+        return number
     if not math.isfinite(number):
         raise ValueParseError(f"{raw!r} is not a finite number")
     return number

@@ -28,7 +28,7 @@ from django.db import IntegrityError, connection, transaction
 
 from catalog.errors import MetadataError
 from catalog.models import DatasetGroup, EndUser, ForwardState, Interaction, Item, RecordSource
-from catalog.schemas import MAX_ID_LENGTH, DatasetType, FieldSpec
+from catalog.schemas import MAX_ID_LENGTH, MILLISECONDS_THRESHOLD, DatasetType, FieldSpec
 from catalog.selectors import dataset_schema_fields
 from catalog.services import end_user_upsert, item_upsert, metadata_clean
 from recommendations.errors import (
@@ -42,6 +42,7 @@ from recommendations.outbox import outbox_flush_on_commit
 __all__ = [
     "MAX_EVENTS_PER_CALL",
     "MAX_EVENT_PROPERTIES_LENGTH",
+    "MAX_FUTURE_SECONDS",
     "MAX_IMPRESSION_IDS",
     "MAX_ITEM_PROPERTIES_LENGTH",
     "MAX_RECOMMENDATION_ID_LENGTH",
@@ -67,8 +68,10 @@ MAX_RECOMMENDATION_ID_LENGTH = 40
 MAX_EVENT_PROPERTIES_LENGTH = 1024
 MAX_ITEM_PROPERTIES_LENGTH = 32_000
 MAX_USER_PROPERTIES_LENGTH = 24_000
-MILLISECONDS_THRESHOLD = 1e11
-"""A sentAt above this (the year 5138 in seconds) is taken for milliseconds and refused."""
+MAX_FUTURE_SECONDS = 600
+"""putEvents refuses a sentAt further ahead of the server's clock than this (clients' clocks drift a
+little; an event from the far future would stay a user's newest one, and weigh most, until then).
+Imports and putItems' creationTimestamp accept future times: see docs/graphql-api.md, "Bad input"."""
 
 FORBIDDEN_EVENT_PROPERTIES = (
     "userId",
@@ -193,13 +196,20 @@ def _number(path: str, value: Any) -> float:
     return number
 
 
-def _sent_at(path: str, value: Any) -> datetime:
+def _sent_at(path: str, value: Any, *, now: float | None = None) -> datetime:
+    """Epoch seconds as a UTC datetime; with `now`, at most MAX_FUTURE_SECONDS ahead of it."""
     seconds = _number(path, value)
     shown = str(int(seconds)) if seconds.is_integer() else repr(seconds)
     if seconds > MILLISECONDS_THRESHOLD:
         raise TrackingInputError(path, f"{shown} looks like milliseconds; Personalize wants seconds")
     if seconds < 0:
         raise TrackingInputError(path, f"{shown} is before 1970; give Unix epoch seconds")
+    if now is not None and seconds > now + MAX_FUTURE_SECONDS:
+        raise TrackingInputError(
+            path,
+            f"{shown} is {(seconds - now) / 60:,.0f} minutes ahead of the server's clock ({int(now)}); "
+            f"an event may be at most {MAX_FUTURE_SECONDS // 60} minutes in the future",
+        )
     return datetime.fromtimestamp(seconds, UTC)
 
 
@@ -302,10 +312,10 @@ class _Checked:
     properties: dict[str, Any]
 
 
-def _check_event(index: int, event: TrackedEvent, specs: list[FieldSpec] | None) -> _Checked:
+def _check_event(index: int, event: TrackedEvent, specs: list[FieldSpec] | None, now: float) -> _Checked:
     at = f"events[{index}]"
     event_type = _id(f"{at}.eventType", event.event_type, required=True)
-    timestamp = _sent_at(f"{at}.sentAt", event.sent_at)
+    timestamp = _sent_at(f"{at}.sentAt", event.sent_at, now=now)
     item_id = _id(f"{at}.itemId", event.item_id, required=False)
     value = None if event.event_value is None else _number(f"{at}.eventValue", event.event_value)
     event_id = _id(f"{at}.eventId", event.event_id, required=False)
@@ -554,7 +564,8 @@ def put_events(
     specs = None
     if any(e.properties for e in events):
         specs = _specs(group or DatasetGroup.objects.get(pk=group_id), DatasetType.INTERACTIONS)
-    checked = [_check_event(index, event, specs) for index, event in enumerate(events)]
+    now = time.time()
+    checked = [_check_event(index, event, specs, now) for index, event in enumerate(events)]
 
     unique: list[_Checked] = []
     seen: dict[str, None] = {}
