@@ -1,5 +1,7 @@
 """Reads of the catalog (HackSoft-style selectors, keyword-only)."""
 
+from collections.abc import Sequence
+
 from django.db.models import CharField, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Concat, StrIndex
@@ -16,6 +18,7 @@ __all__ = [
     "end_user_list",
     "interaction_list",
     "item_list",
+    "item_pks_by_id",
 ]
 
 
@@ -40,6 +43,14 @@ def dataset_schema_fields(
 def item_list(*, dataset_group: DatasetGroup) -> QuerySet[Item]:
     """All items of a group (unevaluated, for the optimizer and pagination)."""
     return Item.objects.filter(dataset_group=dataset_group)
+
+
+def item_pks_by_id(*, dataset_group_id: int, item_ids: Sequence[str]) -> dict[str, int]:
+    """{external item id: primary key} of the given ids that exist in the group (one query)."""
+    if not item_ids:
+        return {}
+    rows = Item.objects.filter(dataset_group_id=dataset_group_id, item_id__in=list(item_ids))
+    return dict(rows.values_list("item_id", "pk"))
 
 
 def end_user_list(*, dataset_group: DatasetGroup) -> QuerySet[EndUser]:

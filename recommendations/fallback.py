@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from catalog.models import EndUser, Item
+from catalog.selectors import item_pks_by_id
 from recommendations.backends.local import popular_item_pks
 from recommendations.models import Campaign
 from recommendations.reasons import Explanation, ReasonKind
@@ -130,11 +131,7 @@ def popular_order(
     session_id: str | None,
 ) -> list[int]:
     """The wanted items that pass the filter, most popular first (the rest in the order given)."""
-    pks_by_id = dict(
-        Item.objects.filter(dataset_group_id=campaign.dataset_group_id, item_id__in=list(wanted)).values_list(
-            "item_id", "pk"
-        )
-    )
+    pks_by_id = item_pks_by_id(dataset_group_id=campaign.dataset_group_id, item_ids=wanted)
     pks = np.asarray([pks_by_id[item_id] for item_id in wanted if item_id in pks_by_id], dtype=np.int64)
     keep = _filter_mask(campaign, pks, filter_name, filter_values, user_id, session_id)
     popular = popular_item_pks(dataset_group_id=campaign.dataset_group_id)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from catalog.models import Interaction, Item
+from catalog.selectors import item_pks_by_id
 from recommendations.backends.aws import aws_call, personalize_client, personalize_runtime_client
 from recommendations.errors import (
     BackendUnavailableError,
@@ -255,16 +256,6 @@ def _explanation(entry: Mapping[str, Any], ordinary: Explanation) -> Explanation
     return ordinary
 
 
-def _item_pks(group_id: int, item_ids: Sequence[str]) -> dict[str, int]:
-    if not item_ids:
-        return {}
-    return dict(
-        Item.objects.filter(dataset_group_id=group_id, item_id__in=list(item_ids)).values_list(
-            "item_id", "pk"
-        )
-    )
-
-
 def _record(campaign: Campaign, served: ServedList, user_id: str | None, session_id: str | None) -> None:
     if len(served.recommendation_id) > MAX_RECORDED_ID_LENGTH:
         return  # events cannot name it either (PutEvents' recommendationId is at most 40 characters)
@@ -283,7 +274,9 @@ def _served(
     entries: Sequence[Mapping[str, Any]],
     explain: Callable[[Mapping[str, Any]], Explanation],
 ) -> ServedList:
-    pks = _item_pks(campaign.dataset_group_id, [str(entry["itemId"]) for entry in entries])
+    pks = item_pks_by_id(
+        dataset_group_id=campaign.dataset_group_id, item_ids=[str(entry["itemId"]) for entry in entries]
+    )
     items = [
         ServedItem(
             str(entry["itemId"]),

@@ -140,7 +140,7 @@ class Query:
         )
         return RecommendationListType.from_served(served)
 
-    # Access: the `manage` permission is declared on this field with the auth issue.
+    # Not a public operation: recsite/graphql_access.py lets only `manage` callers through.
     @strawberry.field(description="Users most likely to interact with an item or items matching attributes.")
     def user_segment(
         self,
