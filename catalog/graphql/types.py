@@ -8,10 +8,12 @@ from datetime import datetime
 
 import strawberry
 import strawberry_django
-from django.db.models import F, Func, IntegerField, OuterRef, Subquery
+from django.db.models import F
 from strawberry.scalars import JSON
 
+from catalog.graphql.fields import ColumnField
 from catalog.models import EndUser, Interaction, Item
+from catalog.selectors import interaction_count_subquery
 
 __all__ = [
     "InteractionType",
@@ -27,22 +29,6 @@ def epoch_seconds(moment: datetime | None) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
-def _interaction_count() -> Subquery:
-    """The item's interaction count as a correlated COUNT(*) on the (item, timestamp) index.
-
-    `Count("interactions")` joins every event of the page's items and groups the rows by all
-    selected item columns (metadata included); the subquery counts index entries per item instead
-    (~4x faster for a page of popular items on SQLite).
-    """
-    events = (
-        Interaction.objects.filter(item=OuterRef("pk"))
-        .order_by()
-        .annotate(n=Func(template="COUNT(*)", output_field=IntegerField()))
-        .values("n")[:1]
-    )
-    return Subquery(events, output_field=IntegerField())
-
-
 @strawberry.input(
     description="Offset/limit paging; limit defaults to and may not exceed the configured sizes."
 )
@@ -53,14 +39,18 @@ class PaginationInput:
     limit: int | None = None
 
 
-@strawberry_django.type(Item, name="Item", description="A catalog item (Personalize's Items dataset).")
+@strawberry_django.type(
+    Item, name="Item", field_cls=ColumnField, description="A catalog item (Personalize's Items dataset)."
+)
 class ItemType:
     """A catalog item, by its external item id."""
 
     item_id: str
-    metadata: JSON = strawberry_django.field(description="The item's metadata fields, by schema field name.")
+    metadata: JSON = strawberry_django.field(
+        field_cls=ColumnField, description="The item's metadata fields, by schema field name."
+    )
     interaction_count: int | None = strawberry_django.field(
-        annotate=_interaction_count(),
+        annotate=interaction_count_subquery(),
         description="How many interactions name this item.",
     )
 
@@ -70,15 +60,21 @@ class ItemType:
         return epoch_seconds(root.creation_timestamp)
 
 
-@strawberry_django.type(EndUser, name="User", description="An end user (Personalize's Users dataset).")
+@strawberry_django.type(
+    EndUser, name="User", field_cls=ColumnField, description="An end user (Personalize's Users dataset)."
+)
 class UserType:
     """An end user, by its external user id."""
 
     user_id: str
-    metadata: JSON = strawberry_django.field(description="The user's metadata fields, by schema field name.")
+    metadata: JSON = strawberry_django.field(
+        field_cls=ColumnField, description="The user's metadata fields, by schema field name."
+    )
 
 
-@strawberry_django.type(Interaction, name="Interaction", description="One event of a user with an item.")
+@strawberry_django.type(
+    Interaction, name="Interaction", field_cls=ColumnField, description="One event of a user with an item."
+)
 class InteractionType:
     """An interaction (Personalize's Interactions dataset row)."""
 

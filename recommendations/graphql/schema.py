@@ -10,6 +10,7 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.tools import merge_types
+from strawberry.types import Info
 
 from catalog.models import DEFAULT_DATASET_GROUP
 from catalog.selectors import dataset_group_get
@@ -70,6 +71,7 @@ class Query:
     @strawberry.field(description="Top items for a user or an anonymous session (GetRecommendations).")
     def recommendations(
         self,
+        info: Info,
         user_id: str | None = None,
         session_id: str | None = None,
         num_results: int = 25,
@@ -94,11 +96,12 @@ class Query:
             promotion=_promotion(promotion),
             exclude_item_ids=exclude_item_ids,
         )
-        return RecommendationListType.from_served(served)
+        return RecommendationListType.from_served(served, info)
 
     @strawberry.field(description="Items related to an item (SIMS / similar-items campaigns).")
     def related_items(
         self,
+        info: Info,
         item_id: str,
         user_id: str | None = None,
         num_results: int = 25,
@@ -115,11 +118,12 @@ class Query:
             filter_name=filter_name,
             filter_values=filter_values_map(filter_values),
         )
-        return RecommendationListType.from_served(served)
+        return RecommendationListType.from_served(served, info)
 
     @strawberry.field(description="The given items re-ordered for a user (GetPersonalizedRanking).")
     def personalized_ranking(
         self,
+        info: Info,
         item_ids: list[str],
         user_id: str | None = None,
         campaign: CampaignArgument = None,
@@ -138,7 +142,7 @@ class Query:
             context=context,
             session_id=session_id,
         )
-        return RecommendationListType.from_served(served)
+        return RecommendationListType.from_served(served, info)
 
     # Not a public operation: recsite/graphql_access.py lets only `manage` callers through.
     @strawberry.field(description="Users most likely to interact with an item or items matching attributes.")

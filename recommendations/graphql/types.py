@@ -1,18 +1,18 @@
 """GraphQL output types of the recommendation API and the recommendations lifecycle.
 
-A `RecommendationList` resolves the catalog `item { ... }` of all its items with one query (the
-first `item` resolved loads every item of the list, optimized for the selected fields by
-strawberry-django's optimizer) and the `reason` of all its items with one more.
+A `RecommendationList` is built whole by its query's resolver: when the query selects the items'
+`reason`, all sentences are built at once (one query for the names they mention); when it selects
+`item { ... }`, one query loads the catalog rows of the whole list. Every field of the list is then
+a plain attribute, so strawberry resolves none of them through a resolver (25 items x 6 fields).
 """
 
 import strawberry
-from django.db.models import F
 from strawberry.scalars import JSON
 from strawberry.types import Info
-from strawberry_django.optimizer import optimize
 
 from catalog.graphql.types import ItemType, epoch_seconds
-from catalog.models import Item
+from catalog.selectors import items_by_id
+from recommendations.graphql.selection import selected_paths
 from recommendations.models import Campaign, Solution, SolutionVersion
 from recommendations.serving import SegmentResult, ServedList
 
@@ -26,23 +26,6 @@ __all__ = [
 ]
 
 
-class _ItemLoader:
-    """The catalog rows of one list, loaded together on first use."""
-
-    def __init__(self, dataset_group_id: int, item_ids: list[str]) -> None:
-        self.dataset_group_id = dataset_group_id
-        self.item_ids = item_ids
-        self.items: dict[str, Item] | None = None
-
-    def get(self, item_id: str, info: Info) -> Item | None:
-        """The item row (fields as the query selects them), loading the whole list the first time."""
-        if self.items is None:
-            rows = Item.objects.filter(dataset_group_id=self.dataset_group_id, item_id__in=self.item_ids)
-            rows = optimize(rows, info).annotate(recsite_key=F("item_id"))
-            self.items = {row.recsite_key: row for row in rows}  # type: ignore[attr-defined]
-        return self.items.get(item_id)
-
-
 @strawberry.type(name="RecommendedItem", description="One item of a recommendation list.")
 class RecommendedItemType:
     """An item with its score, the reason it is there and its promotion (if any)."""
@@ -52,19 +35,12 @@ class RecommendedItemType:
         description="The model's score (null when the model cannot score the item)."
     )
     promotion_name: str | None = strawberry.field(description="The promotion that placed it, or null.")
-    served: strawberry.Private[ServedList]
-    position: strawberry.Private[int]
-    loader: strawberry.Private[_ItemLoader]
-
-    @strawberry.field(description="Why the item is recommended, in one sentence a shop owner understands.")
-    def reason(self) -> str | None:
-        """The item's reason sentence (all of the list's sentences are built at once)."""
-        return self.served.reasons()[self.position]
-
-    @strawberry.field(description="The catalog item (null if it was deleted since training).")
-    def item(self, info: Info) -> ItemType | None:
-        """The catalog row; one query loads the rows of the whole list."""
-        return self.loader.get(self.item_id, info)  # type: ignore[return-value]
+    reason: str | None = strawberry.field(
+        description="Why the item is recommended, in one sentence a shop owner understands."
+    )
+    item: ItemType | None = strawberry.field(
+        description="The catalog item (null if it was deleted since training)."
+    )
 
 
 @strawberry.type(name="RecommendationList", description="A ranked list and the id events can refer to.")
@@ -77,9 +53,20 @@ class RecommendationListType:
     items: list[RecommendedItemType]
 
     @classmethod
-    def from_served(cls, served: ServedList) -> "RecommendationListType":
-        """The GraphQL view of a served list."""
-        loader = _ItemLoader(served.dataset_group_id, [item.item_id for item in served.items])
+    def from_served(cls, served: ServedList, info: Info) -> "RecommendationListType":
+        """The GraphQL view of a served list, with the reasons and catalog rows the query selects."""
+        selected = selected_paths(info)
+        count = len(served.items)
+        reasons = served.reasons() if "items.reason" in selected else [None] * count
+        rows = (
+            items_by_id(
+                dataset_group_id=served.dataset_group_id,
+                item_ids=[item.item_id for item in served.items],
+                interaction_count="items.item.interactionCount" in selected,
+            )
+            if "items.item" in selected
+            else {}
+        )
         return cls(
             recommendation_id=served.recommendation_id,
             items=[
@@ -87,11 +74,10 @@ class RecommendationListType:
                     item_id=item.item_id,
                     score=item.score,
                     promotion_name=item.promotion_name,
-                    served=served,
-                    position=position,
-                    loader=loader,
+                    reason=reason,
+                    item=rows.get(item.item_id),  # type: ignore[arg-type]
                 )
-                for position, item in enumerate(served.items)
+                for item, reason in zip(served.items, reasons, strict=True)
             ],
         )
 

@@ -342,6 +342,48 @@ def test_item_fields_cost_the_same_number_of_queries_for_5_and_25_results(
     assert counts[0] == counts[1], counts
 
 
+def test_reasons_and_catalog_rows_are_loaded_only_when_selected_fragments_included(
+    deploy: Callable[..., Campaign], demo: DatasetGroup
+) -> None:
+    # Given a campaign and a user
+    deploy("aws-user-personalization")
+    user = active_user(demo)
+    plain = """query($u: String) { recommendations(userId: $u, numResults: 10) {
+      items { itemId reason item { itemId metadata interactionCount } } } }"""
+    through_fragments = """query($u: String) { recommendations(userId: $u, numResults: 10) { ...List } }
+      fragment List on RecommendationList { items { itemId ... on RecommendedItem { why: reason }
+        ...Row } }
+      fragment Row on RecommendedItem { product: item { itemId ... { metadata interactionCount } } }"""
+    bare = """query($u: String) { recommendations(userId: $u, numResults: 10) { items { itemId score } } }"""
+    gql(plain, {"u": user.user_id})  # warm the per-process caches (the label fields' schema)
+    # When the same list is asked plainly, through fragments and aliases, and without reason and item
+    with CaptureQueriesContext(connection) as captured:
+        expected = gql(plain, {"u": user.user_id})["data"]["recommendations"]["items"]
+    plain_queries = [query["sql"] for query in captured.captured_queries]
+    fragmented = gql(through_fragments, {"u": user.user_id})["data"]["recommendations"]["items"]
+    with CaptureQueriesContext(connection) as captured:
+        gql(bare, {"u": user.user_id})
+    bare_queries = [query["sql"] for query in captured.captured_queries]
+    # Then fragments and aliases get the same reasons and catalog rows (counts included)
+    assert [(row["itemId"], row["why"], row["product"]) for row in fragmented] == [
+        (row["itemId"], row["reason"], row["item"]) for row in expected
+    ]
+    counts = Counter(
+        Interaction.objects.filter(item__item_id__in=[row["itemId"] for row in expected]).values_list(
+            "item__item_id", flat=True
+        )
+    )
+    assert [row["item"]["interactionCount"] for row in expected] == [
+        counts[row["itemId"]] for row in expected
+    ]
+    assert all(row["reason"] and row["item"]["itemId"] == row["itemId"] for row in expected)
+    # And a list without them reads neither the reasons' names nor the catalog rows
+    catalog = Item._meta.db_table
+    assert sum(catalog in sql for sql in plain_queries) == 2  # the reasons' names, the catalog rows
+    assert not any(catalog in sql for sql in bare_queries)
+    assert len(bare_queries) == len(plain_queries) - 2
+
+
 def test_context_is_accepted_and_checked(deploy: Callable[..., Campaign]) -> None:
     # Given a campaign
     deploy("aws-user-personalization")
