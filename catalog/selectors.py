@@ -64,7 +64,7 @@ def items_by_id(
     """
     if not item_ids:
         return {}
-    rows = Item.objects.filter(dataset_group_id=dataset_group_id, item_id__in=list(item_ids))
+    rows = Item.objects.filter(dataset_group_id=dataset_group_id, item_id__in=list(item_ids)).order_by()
     if interaction_count:
         rows = rows.annotate(interaction_count=interaction_count_subquery())
     return {row.item_id: row for row in rows}

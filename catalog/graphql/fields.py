@@ -7,11 +7,17 @@ reads a model column (no resolver, arguments, relation, annotation, extensions o
 needs none of that; `ColumnField` lets strawberry resolve it as a basic field.
 """
 
+from datetime import datetime
 from typing import Any
 
 from strawberry_django.fields.field import StrawberryDjangoField
 
-__all__ = ["ColumnField"]
+__all__ = ["ColumnField", "EpochSecondsField", "epoch_seconds"]
+
+
+def epoch_seconds(moment: datetime | None) -> float | None:
+    """A datetime as Unix epoch seconds (Personalize's TIMESTAMP), or None."""
+    return moment.timestamp() if moment is not None else None
 
 
 class ColumnField(StrawberryDjangoField):
@@ -34,3 +40,11 @@ class ColumnField(StrawberryDjangoField):
         if self.is_basic_field:
             return getattr(source, self.django_name or self.python_name)
         return super().get_result(source, info, args, kwargs)
+
+
+class EpochSecondsField(ColumnField):
+    """A datetime column as Unix epoch seconds (Personalize's TIMESTAMP), or null."""
+
+    def get_result(self, source: Any, info: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """The column's moment in epoch seconds."""
+        return epoch_seconds(super().get_result(source, info, args, kwargs))

@@ -4,14 +4,12 @@ Only external ids and Personalize's fields are exposed: never database primary k
 never `fields="__all__"`. Timestamps are epoch seconds (Float), as Personalize has them.
 """
 
-from datetime import datetime
-
 import strawberry
 import strawberry_django
 from django.db.models import F
 from strawberry.scalars import JSON
 
-from catalog.graphql.fields import ColumnField
+from catalog.graphql.fields import ColumnField, EpochSecondsField, epoch_seconds
 from catalog.models import EndUser, Interaction, Item
 from catalog.selectors import interaction_count_subquery
 
@@ -22,11 +20,6 @@ __all__ = [
     "UserType",
     "epoch_seconds",
 ]
-
-
-def epoch_seconds(moment: datetime | None) -> float | None:
-    """A datetime as Unix epoch seconds (Personalize's TIMESTAMP), or None."""
-    return moment.timestamp() if moment is not None else None
 
 
 @strawberry.input(
@@ -54,10 +47,9 @@ class ItemType:
         description="How many interactions name this item.",
     )
 
-    @strawberry_django.field(only=["creation_timestamp"], description="Creation time in epoch seconds.")
-    def creation_timestamp(self, root: Item) -> float | None:
-        """The item's CREATION_TIMESTAMP in epoch seconds, or null."""
-        return epoch_seconds(root.creation_timestamp)
+    creation_timestamp: float | None = strawberry_django.field(
+        field_cls=EpochSecondsField, description="Creation time in epoch seconds."
+    )
 
 
 @strawberry_django.type(
@@ -104,10 +96,9 @@ class InteractionType:
         """The session the event happened in, or null."""
         return root.session_id or None
 
-    @strawberry_django.field(only=["timestamp"])
-    def timestamp(self, root: Interaction) -> float:
-        """When the event happened, in epoch seconds."""
-        return root.timestamp.timestamp()
+    timestamp: float = strawberry_django.field(
+        field_cls=EpochSecondsField, description="When the event happened, in epoch seconds."
+    )
 
     @strawberry_django.field(only=["impression"])
     def impression(self, root: Interaction) -> list[str]:
