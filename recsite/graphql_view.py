@@ -255,7 +255,8 @@ class RecsiteGraphQLView(GraphQLView):
             decoded = json.loads(text)
         except (UnicodeDecodeError, ValueError, RecursionError) as exception:
             raise HTTPException(400, "Unable to parse request body as JSON (UTF-8)") from exception
-        if _holds_nul(decoded):
+        # Without a raw NUL or any `\u` in the text, no decoded string can hold NUL or its escape.
+        if ("\x00" in text or "\\u" in text) and _holds_nul(decoded):
             raise HTTPException(400, "Strings may not contain the NUL character (U+0000)")
         return decoded
 

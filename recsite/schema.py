@@ -90,7 +90,7 @@ def build_schema(*, debug: bool) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         ParserCache,
         AccessControl,
-        *(_with_rules(limit.validation_rules) for limit in limits),
+        _with_rules([rule for limit in limits for rule in limit.validation_rules]),
         ValidationCache,
         QuerySetOptimizer,
     ]

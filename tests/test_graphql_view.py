@@ -240,6 +240,9 @@ def test_graphiql_only_in_debug(client: Client, default_group: DatasetGroup, set
         # as a GraphQL string escape in the query text, and in a key
         json.dumps({"query": '{ recommendations(userId: "a\\u0000") { recommendationId } }'}),
         json.dumps({"query": "{ __typename }", "variables": {"x\u0000": 1}}),
+        # as GraphQL's braced escape, and as a GraphQL escape whose backslash is itself a JSON escape
+        json.dumps({"query": '{ recommendations(userId: "a\\u{0}") { recommendationId } }'}),
+        '{"query": "{ recommendations(userId: \\"a\\u005cu0000\\") { recommendationId } }"}',
     ],
 )
 def test_nul_anywhere_in_the_request_is_a_400(client: Client, default_group: DatasetGroup, raw: str) -> None:
