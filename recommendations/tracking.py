@@ -20,6 +20,7 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -544,11 +545,12 @@ def _insert_events(
 def put_events(
     *, tracking_id: str, session_id: str, user_id: str | None = None, events: Sequence[TrackedEvent]
 ) -> PutEventsResult:
-    """Record 1-10 events of a session (PutEvents); all checked first, written in one transaction.
+    """Record 1-10 events of a session (PutEvents); all checked first, then written all or nothing.
 
     Plain SQL, no model instances: one read (tracker, user, items, stored eventIds, the session's
-    anonymous events), bare records only for unknown ids, one INSERT of the events, the session
-    merge only when it has anonymous events, then COMMIT.
+    anonymous events), then one INSERT of the events, committed before returning. Bare records for
+    unknown ids and the session merge (when it has anonymous events) join that INSERT in one
+    transaction.
     """
     group_id = _tracker_groups.get(tracking_id)
     group: DatasetGroup | None = None
@@ -576,28 +578,31 @@ def put_events(
             seen[event.event_id] = None
         unique.append(event)
     item_ids = list(dict.fromkeys(e.item_id for e in unique if e.item_id is not None))
-    with transaction.atomic():
-        found, users, items, stored, anonymous, forwarding = _known(
-            tracking_id, group_id, user_id=user, session_id=session, item_ids=item_ids, event_ids=list(seen)
-        )
-        if not found:
-            _tracker_groups.pop(tracking_id, None)
-            raise EventTrackerNotFoundError(tracking_id)
-        _tracker_groups[tracking_id] = group_id
-        if stored:
-            unique = [event for event in unique if event.event_id is None or event.event_id not in stored]
+    found, users, items, stored, anonymous, forwarding = _known(
+        tracking_id, group_id, user_id=user, session_id=session, item_ids=item_ids, event_ids=list(seen)
+    )
+    if not found:
+        _tracker_groups.pop(tracking_id, None)
+        raise EventTrackerNotFoundError(tracking_id)
+    _tracker_groups[tracking_id] = group_id
+    if stored:
+        unique = [event for event in unique if event.event_id is None or event.event_id not in stored]
+    user_created = user is not None and user not in users
+    missing_items = [
+        item_id
+        for item_id in dict.fromkeys(e.item_id for e in unique if e.item_id is not None)
+        if item_id not in items
+    ]
+    merge = user is not None and anonymous > 0
+    # The usual call writes one INSERT, atomic and durable on its own (autocommit saves the BEGIN
+    # and COMMIT round trips); bare records or a session merge make several writes, done together.
+    several_writes = user_created or bool(missing_items) or merge
+    with transaction.atomic() if several_writes else nullcontext():
         user_pk: int | None = None
-        user_created = False
         if user is not None:
-            if user not in users:
+            if user_created:
                 users.update(_bare_records(EndUser, group_id, [user]))
-                user_created = True
             user_pk = users[user]
-        missing_items = [
-            item_id
-            for item_id in dict.fromkeys(e.item_id for e in unique if e.item_id is not None)
-            if item_id not in items
-        ]
         if missing_items:
             items.update(_bare_records(Item, group_id, missing_items))
         recorded = 0
@@ -612,7 +617,7 @@ def put_events(
             if forwarding and recorded:
                 outbox_flush_on_commit(dataset_group_id=group_id)
         attributed = 0
-        if user_pk is not None and anonymous:
+        if merge:
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"UPDATE {Interaction._meta.db_table} SET user_id = %s "
