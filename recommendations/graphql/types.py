@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from catalog.graphql.types import ItemType, epoch_seconds
-from catalog.selectors import items_by_id
+from catalog.selectors import catalog_rows_by_id
 from recommendations.graphql.selection import selected_paths
 from recommendations.models import Campaign, Solution, SolutionVersion
 from recommendations.serving import SegmentResult, ServedList
@@ -59,7 +59,7 @@ class RecommendationListType:
         count = len(served.items)
         reasons = served.reasons() if "items.reason" in selected else [None] * count
         rows = (
-            items_by_id(
+            catalog_rows_by_id(
                 dataset_group_id=served.dataset_group_id,
                 item_ids=[item.item_id for item in served.items],
                 interaction_count="items.item.interactionCount" in selected,
@@ -75,7 +75,7 @@ class RecommendationListType:
                     score=item.score,
                     promotion_name=item.promotion_name,
                     reason=reason,
-                    item=rows.get(item.item_id),  # type: ignore[arg-type]
+                    item=strawberry.cast(ItemType, rows.get(item.item_id)),
                 )
                 for item, reason in zip(served.items, reasons, strict=True)
             ],

@@ -3,6 +3,7 @@
 import io
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,12 +12,14 @@ from django.db import connection
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 
+from catalog.graphql.types import ItemType
 from catalog.models import DatasetGroup, EndUser, Interaction, Item
 from recommendations import services
 from recommendations.filtering import filter_create
 from recommendations.models import Campaign, RecommendationRecord, Solution
 from recommendations.reasons import label_cache_clear
 from recommendations.selectors import model_cache_clear
+from recsite.schema import schema
 from tests.auth import manage_client
 
 pytestmark = pytest.mark.django_db
@@ -382,6 +385,32 @@ def test_reasons_and_catalog_rows_are_loaded_only_when_selected_fragments_includ
     assert sum(catalog in sql for sql in plain_queries) == 2  # the reasons' names, the catalog rows
     assert not any(catalog in sql for sql in bare_queries)
     assert len(bare_queries) == len(plain_queries) - 2
+
+
+def test_a_lists_catalog_items_answer_every_item_field_as_the_catalog_query_does(
+    deploy: Callable[..., Campaign], demo: DatasetGroup
+) -> None:
+    # Given a campaign, a user, and every field of the GraphQL Item type
+    deploy("aws-user-personalization")
+    user = active_user(demo)
+    Item.objects.filter(item_id__in=Item.objects.values_list("item_id", flat=True)[:50]).update(
+        creation_timestamp=datetime(2026, 5, 4, 3, 2, 1, 500_000, tzinfo=UTC)  # a fraction of a second too
+    )
+    fields = " ".join(
+        schema.config.name_converter.get_graphql_name(field)
+        for field in ItemType.__strawberry_definition__.fields  # type: ignore[attr-defined]
+    )
+    # When a list's items are asked with all of them, and each item through the catalog query
+    query = "query($u: String) { recommendations(userId: $u, numResults: 50) { items { item { FIELDS } } } }"
+    listed = gql(query.replace("FIELDS", fields), {"u": user.user_id})["data"]["recommendations"]["items"]
+    # Then each field of each item is what the catalog query answers for it
+    for row in listed:
+        catalog = gql(
+            f"query($i: String!) {{ item(itemId: $i) {{ {fields} }} }}", {"i": row["item"]["itemId"]}
+        )
+        assert row["item"] == catalog["data"]["item"]
+    assert len(fields.split()) >= 4 and len(listed) == 50
+    assert any(row["item"]["creationTimestamp"] == 1777863721.5 for row in listed)
 
 
 def test_context_is_accepted_and_checked(deploy: Callable[..., Campaign]) -> None:
