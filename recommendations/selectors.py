@@ -376,9 +376,11 @@ def _history_sql(name: str) -> str:
         _HISTORY_SQL.update(
             user=f"SELECT id FROM {users} WHERE dataset_group_id = %s AND user_id = %s",
             user_events=f"SELECT {columns} FROM {events} WHERE user_id = %s AND item_id IS NOT NULL {newest}",
+            # `NOT session_id = ''` restates the session index's condition so that a prepared
+            # statement's generic plan can use that index too.
             session_events=(
                 f"SELECT {columns} FROM {events} WHERE dataset_group_id = %s AND user_id IS NULL "
-                f"AND session_id = %s AND item_id IS NOT NULL {newest}"
+                f"AND session_id = %s AND NOT session_id = '' AND item_id IS NOT NULL {newest}"
             ),
         )
     return _HISTORY_SQL[name]

@@ -402,9 +402,11 @@ def _known(
     interactions = Interaction._meta.db_table
     if user_id is not None:
         part("u", EndUser._meta.db_table, "user_id", "id", [user_id])
+        # `NOT session_id = ''` restates the session index's condition for prepared statements'
+        # generic plans (without it they scan the group's whole user_id IS NULL range).
         parts.append(
             f"SELECT 's', '', COUNT(*) FROM {interactions} "
-            "WHERE dataset_group_id = %s AND session_id = %s AND user_id IS NULL"
+            "WHERE dataset_group_id = %s AND session_id = %s AND NOT session_id = '' AND user_id IS NULL"
         )
         params.extend([group_id, session_id])
     if item_ids:
@@ -620,8 +622,8 @@ def put_events(
         if merge:
             with connection.cursor() as cursor:
                 cursor.execute(
-                    f"UPDATE {Interaction._meta.db_table} SET user_id = %s "
-                    "WHERE dataset_group_id = %s AND session_id = %s AND user_id IS NULL",
+                    f"UPDATE {Interaction._meta.db_table} SET user_id = %s WHERE dataset_group_id = %s "
+                    "AND session_id = %s AND NOT session_id = '' AND user_id IS NULL",
                     [user_pk, group_id, session],
                 )
                 attributed = cursor.rowcount

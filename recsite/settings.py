@@ -86,6 +86,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = (
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+    "RECSITE_DB_PREPARED_STATEMENTS", default=True
+):
+    # Parameters bound by the server and statements prepared after 5 uses: the hot queries
+    # (putEvents' read and insert, histories, catalog rows) are then planned once per connection
+    # instead of on every call. Set RECSITE_DB_PREPARED_STATEMENTS=0 behind a transaction-pooling
+    # PgBouncer older than 1.21 (docs/deploying.md).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -21,6 +21,7 @@ SETTINGS_VARIABLES = (
     "CELERY_BROKER_URL",
     "CELERY_RESULT_BACKEND",
     "DJANGO_SETTINGS_MODULE",
+    "RECSITE_DB_PREPARED_STATEMENTS",
 )
 
 PROBE = """
@@ -35,6 +36,7 @@ print(json.dumps({
     "ENGINE": db["ENGINE"],
     "NAME": str(db["NAME"]),
     "HOST": db.get("HOST", ""),
+    "OPTIONS": db.get("OPTIONS", {}),
     "CELERY_TASK_ALWAYS_EAGER": settings.CELERY_TASK_ALWAYS_EAGER,
     "app_always_eager": app.conf.task_always_eager,
     "app_broker_url": app.conf.broker_url,
@@ -122,6 +124,17 @@ def test_database_url_selects_the_engine() -> None:
     assert loaded["ENGINE"] == "django.db.backends.postgresql"
     assert loaded["NAME"] == "shop"
     assert loaded["HOST"] == "db.example"
+
+
+def test_postgresql_prepares_statements_unless_switched_off() -> None:
+    # given a PostgreSQL DATABASE_URL, with and without RECSITE_DB_PREPARED_STATEMENTS=0
+    url = "postgres://someone@db.example:5433/shop"
+    # when the settings load
+    default = _settings(DJANGO_SECRET_KEY="k", DATABASE_URL=url)["OPTIONS"]
+    off = _settings(DJANGO_SECRET_KEY="k", DATABASE_URL=url, RECSITE_DB_PREPARED_STATEMENTS="0")["OPTIONS"]
+    # then parameters are bound by the server and statements prepared after 5 uses, unless switched off
+    assert default == {"server_side_binding": True, "prepare_threshold": 5}
+    assert "server_side_binding" not in off and "prepare_threshold" not in off
 
 
 def test_without_a_broker_tasks_run_in_process() -> None:
