@@ -1,4 +1,6 @@
-"""PostgreSQL prepares frequent statements (RECSITE_DB_PREPARED_STATEMENTS), and after five runs a
+"""PostgreSQL specifics of the hot paths: generic plans of prepared statements, asynchronous record commits.
+
+PostgreSQL prepares frequent statements (RECSITE_DB_PREPARED_STATEMENTS), and after five runs a
 prepared statement may use a generic plan, made without the parameters' values. The session reads
 must still use the session index then; without `NOT session_id = ''` restating its condition they
 scanned the group's whole `user_id IS NULL` range (3.4 ms instead of 0.3 ms per putEvents call on a
@@ -7,11 +9,14 @@ scanned the group's whole `user_id IS NULL` range (3.4 ms instead of 0.3 ms per 
 import re
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import DatasetGroup
 from recommendations import tracking
+from recommendations.models import Campaign, RecommendationRecord, Solution, SolutionVersion
 from recommendations.selectors import _history_sql
+from recommendations.serving import recommendation_record
 from recommendations.tracking import TrackedEvent, event_tracker_create
 
 pytestmark = pytest.mark.postgres
@@ -64,3 +69,52 @@ def test_session_history_uses_the_session_index_under_a_generic_plan(default_gro
     plan = _generic_plan(sql, [default_group.pk, "s1", 500])
     # Then it reads through the session index
     assert SESSION_INDEX in plan, plan
+
+
+def _record(default_group: DatasetGroup, recommendation_id: str) -> None:
+    solution, _ = Solution.objects.get_or_create(
+        dataset_group=default_group, name="records", defaults={"recipe": "aws-popularity-count"}
+    )
+    version = SolutionVersion.objects.filter(solution=solution).first() or SolutionVersion.objects.create(
+        solution=solution
+    )
+    campaign, _ = Campaign.objects.get_or_create(
+        dataset_group=default_group, name="records", defaults={"solution_version": version}
+    )
+    recommendation_record(
+        campaign=campaign, recommendation_id=recommendation_id, user_id="u1", session_id=None, item_ids=["a"]
+    )
+
+
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recommendation_record_on_its_own_commits_without_waiting_for_the_disk(
+    default_group: DatasetGroup,
+) -> None:
+    # Given a recommendation record written on its own (autocommit, as serving writes it)
+    with CaptureQueriesContext(connection) as captured:
+        _record(default_group, "r-alone")
+    record_sql = [
+        query["sql"] for query in captured.captured_queries if "recommendationrecord" in query["sql"]
+    ]
+    # Then its statement turns synchronous commit off for its own transaction only
+    assert any("set_config('synchronous_commit', 'off', true)" in sql for sql in record_sql), record_sql
+    assert _synchronous_commit() == "on"
+    assert RecommendationRecord.objects.get(recommendation_id="r-alone").item_ids == ["a"]
+
+
+def test_a_recommendation_record_inside_a_transaction_leaves_its_commit_synchronous(
+    default_group: DatasetGroup,
+) -> None:
+    # Given a caller's transaction, which may hold writes that must be durable
+    with transaction.atomic():
+        # When a record is written inside it
+        _record(default_group, "r-inside")
+        # Then that transaction still commits synchronously
+        assert _synchronous_commit() == "on"
+    assert RecommendationRecord.objects.filter(recommendation_id="r-inside").exists()
