@@ -1,12 +1,14 @@
-"""factory_boy factories for catalog rows."""
+"""factory_boy factories for catalog rows, and dataset schemas for tests."""
 
 from datetime import UTC, datetime
 
 import factory
 
 from catalog.models import DatasetGroup, EndUser, Interaction, Item, RecordSource
+from catalog.schemas import RESERVED_FIELDS, DatasetType, FieldSpec
+from catalog.services import dataset_schema_save
 
-__all__ = ["DatasetGroupFactory", "EndUserFactory", "InteractionFactory", "ItemFactory"]
+__all__ = ["DatasetGroupFactory", "EndUserFactory", "InteractionFactory", "ItemFactory", "save_schemas"]
 
 
 class DatasetGroupFactory(factory.django.DjangoModelFactory):
@@ -55,3 +57,20 @@ class InteractionFactory(factory.django.DjangoModelFactory):
     event_type = "view"
     timestamp = factory.Sequence(lambda n: datetime.fromtimestamp(1_700_000_000 + n * 60, UTC))
     source = RecordSource.IMPORT
+
+
+def save_schemas(
+    group: DatasetGroup, *, interactions: list[FieldSpec], items: list[FieldSpec], users: list[FieldSpec]
+) -> DatasetGroup:
+    """Save the group's three schemas: Personalize's required fields, then the given ones."""
+    required = {
+        DatasetType.INTERACTIONS: ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"),
+        DatasetType.ITEMS: ("ITEM_ID", "CREATION_TIMESTAMP"),
+        DatasetType.USERS: ("USER_ID",),
+    }
+    own = {DatasetType.INTERACTIONS: interactions, DatasetType.ITEMS: items, DatasetType.USERS: users}
+    for dataset_type, names in required.items():
+        fields = [RESERVED_FIELDS[dataset_type][name] for name in names]
+        fields += own[dataset_type]
+        dataset_schema_save(dataset_group=group, dataset_type=dataset_type, fields=fields)
+    return group

@@ -22,8 +22,8 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from catalog.models import DatasetGroup, EndUser, ForwardState, Interaction, Item
-from catalog.schemas import RESERVED_FIELDS, DatasetType, FieldKind, FieldSpec
-from catalog.services import dataset_schema_save, item_upsert
+from catalog.schemas import FieldKind, FieldSpec
+from catalog.services import item_upsert
 from recommendations import outbox
 from recommendations.backends import aws
 from recommendations.errors import PersonalizeRetryableError
@@ -38,6 +38,7 @@ from recommendations.tracking import (
     put_users,
 )
 from recsite.celery import app as celery_app
+from tests.factories import save_schemas
 
 pytestmark = pytest.mark.django_db
 
@@ -60,39 +61,18 @@ def fake_aws(aws_sandbox: None) -> None:
     outbox._flush_due.clear()
 
 
-def reserved(dataset_type: DatasetType, *names: str) -> list[FieldSpec]:
-    return [RESERVED_FIELDS[dataset_type][name] for name in names]
-
-
 @pytest.fixture
 def schemas(default_group: DatasetGroup) -> DatasetGroup:
-    """The default group with interactions (DEVICE), items (GENRE, PRICE) and users (AGE_GROUP) schemas."""
-    dataset_schema_save(
-        dataset_group=default_group,
-        dataset_type=DatasetType.INTERACTIONS,
-        fields=[
-            *reserved(DatasetType.INTERACTIONS, "USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"),
-            FieldSpec("DEVICE", FieldKind.CATEGORICAL, "string"),
-        ],
-    )
-    dataset_schema_save(
-        dataset_group=default_group,
-        dataset_type=DatasetType.ITEMS,
-        fields=[
-            *reserved(DatasetType.ITEMS, "ITEM_ID", "CREATION_TIMESTAMP"),
+    """The default group with interactions (DEVICE), items (GENRE, UNIT_PRICE), users (AGE_GROUP) schemas."""
+    return save_schemas(
+        default_group,
+        interactions=[FieldSpec("DEVICE", FieldKind.CATEGORICAL, "string")],
+        items=[
             FieldSpec("GENRE", FieldKind.CATEGORICAL, "string"),
             FieldSpec("UNIT_PRICE", FieldKind.NUMERICAL, "double"),
         ],
+        users=[FieldSpec("AGE_GROUP", FieldKind.CATEGORICAL, "string")],
     )
-    dataset_schema_save(
-        dataset_group=default_group,
-        dataset_type=DatasetType.USERS,
-        fields=[
-            *reserved(DatasetType.USERS, "USER_ID"),
-            FieldSpec("AGE_GROUP", FieldKind.CATEGORICAL, "string"),
-        ],
-    )
-    return default_group
 
 
 def tracker_on_personalize(group: DatasetGroup, *, tracking_id: str = TRACKING_ID) -> EventTracker:

@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.db.models import Count, Max
 
 from catalog.models import DatasetGroup, EndUser, Interaction, Item, RecordSource
-from catalog.schemas import RESERVED_FIELDS, DatasetType, FieldKind, FieldSpec
-from catalog.services import dataset_group_create, dataset_schema_save
+from catalog.schemas import FieldKind, FieldSpec
+from catalog.services import dataset_group_create
 from recommendations.errors import (
     EventTrackerExistsError,
     EventTrackerNotFoundError,
@@ -30,6 +30,7 @@ from recommendations.tracking import (
     put_items,
     put_users,
 )
+from tests.factories import save_schemas
 from tests.recommendations.test_serving import category_of, deployed
 
 pytestmark = pytest.mark.django_db
@@ -37,40 +38,21 @@ pytestmark = pytest.mark.django_db
 NOW = 1_790_000_000.0
 
 
-def reserved(dataset_type: DatasetType, *names: str) -> list[FieldSpec]:
-    return [RESERVED_FIELDS[dataset_type][name] for name in names]
-
-
 @pytest.fixture
 def schemas(default_group: DatasetGroup) -> DatasetGroup:
     """The default group with interactions (DEVICE, NUMBER_OF_RATINGS), items and users schemas."""
-    dataset_schema_save(
-        dataset_group=default_group,
-        dataset_type=DatasetType.INTERACTIONS,
-        fields=[
-            *reserved(DatasetType.INTERACTIONS, "USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"),
+    return save_schemas(
+        default_group,
+        interactions=[
             FieldSpec("DEVICE", FieldKind.CATEGORICAL, "string"),
             FieldSpec("NUMBER_OF_RATINGS", FieldKind.NUMERICAL, "int"),
         ],
-    )
-    dataset_schema_save(
-        dataset_group=default_group,
-        dataset_type=DatasetType.ITEMS,
-        fields=[
-            *reserved(DatasetType.ITEMS, "ITEM_ID", "CREATION_TIMESTAMP"),
+        items=[
             FieldSpec("GENRE", FieldKind.CATEGORICAL, "string"),
             FieldSpec("PRICE", FieldKind.NUMERICAL, "double"),
         ],
+        users=[FieldSpec("AGE_GROUP", FieldKind.CATEGORICAL, "string")],
     )
-    dataset_schema_save(
-        dataset_group=default_group,
-        dataset_type=DatasetType.USERS,
-        fields=[
-            *reserved(DatasetType.USERS, "USER_ID"),
-            FieldSpec("AGE_GROUP", FieldKind.CATEGORICAL, "string"),
-        ],
-    )
-    return default_group
 
 
 @pytest.fixture
