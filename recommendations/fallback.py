@@ -27,8 +27,8 @@ __all__ = [
     "FALLBACK_NOTE",
     "FallbackServedList",
     "fallback_list",
+    "popular_fallback",
     "popular_order",
-    "popular_pks",
 ]
 
 logger = logging.getLogger(__name__)
@@ -100,18 +100,19 @@ def fallback_list(
     return served
 
 
-def popular_pks(
+def popular_fallback(
     campaign: Campaign,
     num_results: int,
     *,
+    cause: str,
     filter_name: str | None,
     filter_values: Mapping[str, Sequence[str]] | None,
     user_id: str | None,
     session_id: str | None,
     exclude_item_ids: Sequence[str] = (),
     current_item: Item | None = None,
-) -> list[int]:
-    """The group's most popular items that pass the request's filter and exclusions, best first."""
+) -> ServedList:
+    """The group's most popular items that pass the request's filter and exclusions, as a fallback list."""
     pks = popular_item_pks(dataset_group_id=campaign.dataset_group_id)
     keep = _filter_mask(campaign, pks, filter_name, filter_values, user_id, session_id, current_item)
     if exclude_item_ids:
@@ -119,7 +120,8 @@ def popular_pks(
             dataset_group_id=campaign.dataset_group_id, item_id__in=list(exclude_item_ids)
         ).values_list("pk", flat=True)
         keep &= ~np.isin(pks, np.fromiter(excluded, dtype=np.int64))
-    return [int(pk) for pk in pks[keep][:num_results]]
+    best = [int(pk) for pk in pks[keep][:num_results]]
+    return fallback_list(campaign=campaign, cause=cause, pks=best, user_id=user_id, session_id=session_id)
 
 
 def popular_order(

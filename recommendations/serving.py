@@ -463,19 +463,17 @@ def recommendation_list(
     try:
         model = campaign_model(campaign=campaign, fresh=True)
     except ModelUnavailableError as error:
-        from recommendations.fallback import fallback_list, popular_pks
+        from recommendations.fallback import popular_fallback
 
-        pks = popular_pks(
+        return popular_fallback(
             campaign,
             num_results,
+            cause=str(error),
             filter_name=filter_name,
             filter_values=filter_values,
             user_id=user_id,
             session_id=session_id,
             exclude_item_ids=exclude_item_ids or (),
-        )
-        return fallback_list(
-            campaign=campaign, cause=str(error), pks=pks, user_id=user_id, session_id=session_id
         )
     excluded = _exclusion(model, exclude_item_ids)
     mask = None
@@ -716,12 +714,13 @@ def related_item_list(
     try:
         model = campaign_model(campaign=campaign, fresh=True)
     except ModelUnavailableError as error:
-        from recommendations.fallback import fallback_list, popular_pks
+        from recommendations.fallback import popular_fallback
 
         anchor = Item.objects.filter(dataset_group_id=campaign.dataset_group_id, item_id=item_id).first()
-        pks = popular_pks(
+        return popular_fallback(
             campaign,
             num_results,
+            cause=str(error),
             filter_name=filter_name,
             filter_values=filter_values,
             user_id=user_id,
@@ -729,7 +728,6 @@ def related_item_list(
             exclude_item_ids=[item_id],
             current_item=anchor,
         )
-        return fallback_list(campaign=campaign, cause=str(error), pks=pks, user_id=user_id, session_id=None)
     mask = None
     if filter_name is not None:
         current = Item.objects.filter(dataset_group_id=campaign.dataset_group_id, item_id=item_id).first()

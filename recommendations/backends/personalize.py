@@ -38,7 +38,7 @@ from recommendations.errors import (
     PersonalizeRetryableError,
     RecommendationError,
 )
-from recommendations.fallback import fallback_list, popular_order, popular_pks
+from recommendations.fallback import fallback_list, popular_fallback, popular_order
 from recommendations.models import (
     Campaign,
     CampaignBackend,
@@ -331,17 +331,15 @@ class PersonalizeBackend:
         try:
             response = aws_call(personalize_runtime_client(), "get_recommendations", **params)
         except PersonalizeRetryableError as error:
-            pks = popular_pks(
+            return popular_fallback(
                 campaign,
                 num_results,
+                cause=_unreachable(error),
                 filter_name=filter_name,
                 filter_values=filter_values,
                 user_id=user_id,
                 session_id=session_id,
                 exclude_item_ids=sorted(excluded),
-            )
-            return fallback_list(
-                campaign=campaign, cause=_unreachable(error), pks=pks, user_id=user_id, session_id=session_id
             )
         entries = [entry for entry in response.get("itemList") or () if entry["itemId"] not in excluded]
         ordinary = Explanation(_personal_kind(campaign, user_id, session_id))
@@ -377,18 +375,16 @@ class PersonalizeBackend:
         try:
             response = aws_call(personalize_runtime_client(), "get_recommendations", **params)
         except PersonalizeRetryableError as error:
-            pks = popular_pks(
+            return popular_fallback(
                 campaign,
                 num_results,
+                cause=_unreachable(error),
                 filter_name=filter_name,
                 filter_values=filter_values,
                 user_id=user_id,
                 session_id=None,
                 exclude_item_ids=[item_id],
                 current_item=anchor,
-            )
-            return fallback_list(
-                campaign=campaign, cause=_unreachable(error), pks=pks, user_id=user_id, session_id=None
             )
         # Personalize answers an item it does not know with popular items; so do we name them.
         ordinary = (
