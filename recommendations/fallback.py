@@ -90,13 +90,7 @@ def fallback_list(
     explanation = Explanation(ReasonKind.POPULAR)
     items = [ServedItem(ids[pk], None, explanation, pk) for pk in pks if pk in ids]
     served = FallbackServedList(uuid.uuid4().hex, items, campaign.dataset_group_id)
-    recommendation_record(
-        campaign=campaign,
-        recommendation_id=served.recommendation_id,
-        user_id=user_id,
-        session_id=session_id,
-        item_ids=[item.item_id for item in items],
-    )
+    recommendation_record(campaign=campaign, served=served, user_id=user_id, session_id=session_id)
     return served
 
 

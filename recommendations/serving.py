@@ -386,12 +386,7 @@ def _db_value(field: str, value: Any) -> Any:
 
 
 def recommendation_record(
-    *,
-    campaign: Campaign,
-    recommendation_id: str,
-    user_id: str | None,
-    session_id: str | None,
-    item_ids: list[str],
+    *, campaign: Campaign, served: ServedList, user_id: str | None, session_id: str | None
 ) -> None:
     """Store an answer so events can name it by recommendationId (one plain INSERT).
 
@@ -420,11 +415,11 @@ def recommendation_record(
         cursor.execute(
             sql,
             [
-                recommendation_id,
+                served.recommendation_id,
                 campaign.pk,
                 user_id or "",
                 session_id or "",
-                _db_value("item_ids", item_ids),
+                _db_value("item_ids", [item.item_id for item in served.items]),
                 _db_value("created_at", timezone.now()),
             ],
         )
@@ -565,13 +560,7 @@ def recommendation_list(
         ordinary, special = iter(items), iter(promoted)
         items = [next(special) if position in positions else next(ordinary) for position in range(total)]
     served = ServedList(result_id or _new_id(), items, campaign.dataset_group_id)
-    recommendation_record(
-        campaign=campaign,
-        recommendation_id=served.recommendation_id,
-        user_id=user_id,
-        session_id=session_id,
-        item_ids=[item.item_id for item in items],
-    )
+    recommendation_record(campaign=campaign, served=served, user_id=user_id, session_id=session_id)
     return served
 
 
@@ -758,13 +747,7 @@ def related_item_list(
         )
     ]
     served = ServedList(result.recommendation_id, items, campaign.dataset_group_id)
-    recommendation_record(
-        campaign=campaign,
-        recommendation_id=served.recommendation_id,
-        user_id=user_id,
-        session_id=None,
-        item_ids=[item.item_id for item in items],
-    )
+    recommendation_record(campaign=campaign, served=served, user_id=user_id, session_id=None)
     return served
 
 
@@ -835,13 +818,7 @@ def personalized_ranking(
             )
         ]
         served = ServedList(result.recommendation_id, items, campaign.dataset_group_id)
-    recommendation_record(
-        campaign=campaign,
-        recommendation_id=served.recommendation_id,
-        user_id=user_id,
-        session_id=session_id,
-        item_ids=[item.item_id for item in served.items],
-    )
+    recommendation_record(campaign=campaign, served=served, user_id=user_id, session_id=session_id)
     return served
 
 

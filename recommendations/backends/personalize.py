@@ -259,13 +259,7 @@ def _explanation(entry: Mapping[str, Any], ordinary: Explanation) -> Explanation
 def _record(campaign: Campaign, served: ServedList, user_id: str | None, session_id: str | None) -> None:
     if len(served.recommendation_id) > MAX_RECORDED_ID_LENGTH:
         return  # events cannot name it either (PutEvents' recommendationId is at most 40 characters)
-    recommendation_record(
-        campaign=campaign,
-        recommendation_id=served.recommendation_id,
-        user_id=user_id,
-        session_id=session_id,
-        item_ids=[item.item_id for item in served.items],
-    )
+    recommendation_record(campaign=campaign, served=served, user_id=user_id, session_id=session_id)
 
 
 def _served(

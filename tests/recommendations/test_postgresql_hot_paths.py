@@ -15,8 +15,9 @@ from django.test.utils import CaptureQueriesContext
 from catalog.models import DatasetGroup
 from recommendations import tracking
 from recommendations.models import Campaign, RecommendationRecord, Solution, SolutionVersion
+from recommendations.reasons import Explanation, ReasonKind
 from recommendations.selectors import _history_sql
-from recommendations.serving import recommendation_record
+from recommendations.serving import ServedItem, ServedList, recommendation_record
 from recommendations.tracking import TrackedEvent, event_tracker_create
 
 pytestmark = pytest.mark.postgres
@@ -81,9 +82,10 @@ def _record(default_group: DatasetGroup, recommendation_id: str) -> None:
     campaign, _ = Campaign.objects.get_or_create(
         dataset_group=default_group, name="records", defaults={"solution_version": version}
     )
-    recommendation_record(
-        campaign=campaign, recommendation_id=recommendation_id, user_id="u1", session_id=None, item_ids=["a"]
+    served = ServedList(
+        recommendation_id, [ServedItem("a", None, Explanation(ReasonKind.POPULAR))], default_group.pk
     )
+    recommendation_record(campaign=campaign, served=served, user_id="u1", session_id=None)
 
 
 def _synchronous_commit() -> str:
