@@ -60,9 +60,13 @@ class InteractionFactory(factory.django.DjangoModelFactory):
 
 
 def save_schemas(
-    group: DatasetGroup, *, interactions: list[FieldSpec], items: list[FieldSpec], users: list[FieldSpec]
+    group: DatasetGroup,
+    *,
+    interactions: list[FieldSpec],
+    items: list[FieldSpec] | None = None,
+    users: list[FieldSpec] | None = None,
 ) -> DatasetGroup:
-    """Save the group's three schemas: Personalize's required fields, then the given ones."""
+    """Save the group's schemas (items and users only when given): Personalize's required fields first."""
     required = {
         DatasetType.INTERACTIONS: ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE"),
         DatasetType.ITEMS: ("ITEM_ID", "CREATION_TIMESTAMP"),
@@ -70,6 +74,8 @@ def save_schemas(
     }
     own = {DatasetType.INTERACTIONS: interactions, DatasetType.ITEMS: items, DatasetType.USERS: users}
     for dataset_type, names in required.items():
+        if own[dataset_type] is None:
+            continue
         fields = [RESERVED_FIELDS[dataset_type][name] for name in names]
         fields += own[dataset_type]
         dataset_schema_save(dataset_group=group, dataset_type=dataset_type, fields=fields)

@@ -25,10 +25,10 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from catalog.models import DatasetGroup, EndUser, Interaction, Item
-from catalog.schemas import RESERVED_FIELDS, DatasetType, FieldKind, FieldSpec
-from catalog.services import dataset_schema_save
+from catalog.schemas import FieldKind, FieldSpec
 from recommendations.models import EventTracker
 from recommendations.tracking import event_tracker_create
+from tests.factories import save_schemas
 from tests.fuzzing import fuzz_settings
 
 pytestmark = pytest.mark.django_db
@@ -136,15 +136,7 @@ def counts() -> tuple[int, int, int]:
 
 @pytest.fixture
 def tracker(default_group: DatasetGroup) -> EventTracker:
-    fields = RESERVED_FIELDS[DatasetType.INTERACTIONS]
-    dataset_schema_save(
-        dataset_group=default_group,
-        dataset_type=DatasetType.INTERACTIONS,
-        fields=[
-            *(fields[name] for name in ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE")),
-            FieldSpec("DEVICE", FieldKind.CATEGORICAL, "string"),
-        ],
-    )
+    save_schemas(default_group, interactions=[FieldSpec("DEVICE", FieldKind.CATEGORICAL, "string")])
     return event_tracker_create(dataset_group=default_group, name="fuzz")
 
 

@@ -11,6 +11,7 @@ from catalog.services import dataset_schema_save
 from recommendations.models import EventTracker
 from recommendations.tracking import event_tracker_create
 from tests.auth import manage_client
+from tests.factories import save_schemas
 
 pytestmark = pytest.mark.django_db
 
@@ -41,15 +42,7 @@ def error_of(body: dict[str, Any]) -> tuple[str, str]:
 
 @pytest.fixture
 def tracker(default_group: DatasetGroup) -> EventTracker:
-    fields = RESERVED_FIELDS[DatasetType.INTERACTIONS]
-    dataset_schema_save(
-        dataset_group=default_group,
-        dataset_type=DatasetType.INTERACTIONS,
-        fields=[
-            *(fields[name] for name in ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE")),
-            FieldSpec("DEVICE", FieldKind.CATEGORICAL, "string"),
-        ],
-    )
+    save_schemas(default_group, interactions=[FieldSpec("DEVICE", FieldKind.CATEGORICAL, "string")])
     return event_tracker_create(dataset_group=default_group, name="web")
 
 
