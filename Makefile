@@ -22,7 +22,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.txt
 HOST := 127.0.0.1
-PORT := 8000
+PORT ?= 8000
 ADMIN_PASSWORD_FILE := var/admin-password
 PYTEST_ARGS ?=
 
