@@ -6,7 +6,7 @@
 #               DJANGO_DEBUG=1 (PORT=8011 make run for another port). Each step runs once:
 #               later runs print the same summary and serve.
 #   make test   set up .venv and run pytest (pass options with PYTEST_ARGS="-k foo -x")
-#   make lint   ruff check
+#   make lint   ruff check and ruff format --check
 #   make browser-test  install Debian's chromium and chromium-driver (apt, once) and run the
 #               browser tests (headless Chromium through Selenium; screenshots in var/test-artifacts/)
 #
@@ -37,7 +37,7 @@ PIP_QUIET_FILTER := { grep -v "^WARNING: Location '.*' is ignored" || true; }
 help:
 	@echo "make run    serve the demo on http://$(HOST):$(PORT)/ (SQLite, in-process tasks)"
 	@echo "make test   run the test suite (PYTEST_ARGS=... passes options to pytest)"
-	@echo "make lint   ruff check"
+	@echo "make lint   ruff check and ruff format --check"
 	@echo "make browser-test   install chromium + chromium-driver (apt) and run the browser tests"
 
 $(PY):
@@ -118,6 +118,7 @@ test-js:
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
 
 # Debian's Chromium and ChromeDriver for the `browser` tests: installed with apt when missing
 # (quiet; nothing to do when both are there). The tests never download a browser or a driver.

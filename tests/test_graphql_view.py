@@ -18,6 +18,7 @@ def client(db: None) -> Client:
     """A manage-scoped API-key client, so the bodies reach parsing and validation of any operation."""
     return manage_client()
 
+
 VALID_BODY = json.dumps(
     {
         "query": "query Q($id: String!, $page: PaginationInput) { item(itemId: $id) { itemId } "
@@ -232,7 +233,7 @@ def test_graphiql_only_in_debug(client: Client, default_group: DatasetGroup, set
         # in a variable (PostgreSQL's text cannot store NUL: this was a 500 there)
         json.dumps(
             {
-                "query": "mutation P($t: String!) { putEvents(trackingId: $t, sessionId: \"s\", "
+                "query": 'mutation P($t: String!) { putEvents(trackingId: $t, sessionId: "s", '
                 'events: [{eventType: "click", sentAt: 1}]) { eventsRecorded } }',
                 "variables": {"t": "tracker\u0000"},
             }
