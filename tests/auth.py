@@ -10,7 +10,7 @@ from django.test import Client
 
 from access.services import IssuedApiKey, api_key_create
 
-__all__ = ["bearer", "issue_key", "manage_client", "scoped_client"]
+__all__ = ["bearer", "issue_key", "manage_client", "scoped_client", "wrong_secret"]
 
 
 def issue_key(*scopes: str, name: str = "test") -> IssuedApiKey:
@@ -31,3 +31,8 @@ def scoped_client(*scopes: str, **defaults: object) -> Client:
 def manage_client() -> Client:
     """A test client sending a manage-scoped API key (every operation) on every request."""
     return scoped_client("manage")
+
+
+def wrong_secret(secret: str) -> str:
+    """The secret with its last character changed (to one it is not, whatever it was)."""
+    return secret[:-1] + ("y" if secret.endswith("x") else "x")

@@ -15,6 +15,7 @@ from access.authentication import InvalidCredentialsError, api_key_authenticate
 from access.crypto import SecretUnreadableError, decrypt_secret, hash_secret
 from access.models import ApiKey
 from access.services import ApiKeyError, api_key_create, api_key_revoke
+from tests.auth import wrong_secret
 
 pytestmark = pytest.mark.django_db
 
@@ -59,9 +60,9 @@ def test_authentication_checks_the_secret_and_revocation() -> None:
         "track",
         "manage",
     }
-    # and a wrong secret does not
+    # and a wrong secret (its last character changed) does not
     with pytest.raises(InvalidCredentialsError):
-        api_key_authenticate(token=f"{issued.api_key.key_id}.{issued.secret[:-1]}x")
+        api_key_authenticate(token=f"{issued.api_key.key_id}.{wrong_secret(issued.secret)}")
     # and once revoked, the right secret does not either
     api_key_revoke(key_id=issued.api_key.key_id)
     with pytest.raises(InvalidCredentialsError, match="revoked"):

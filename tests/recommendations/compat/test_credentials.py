@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from access.services import IssuedApiKey, api_key_create, api_key_revoke
 from catalog.models import DatasetGroup, Interaction, Item
 from recommendations.tracking import event_tracker_create
+from tests.auth import wrong_secret
 from tests.recommendations.compat.conftest import PREFIX, _close, campaign_arn, dataset_arn
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,7 +101,7 @@ def test_a_key_with_the_recommend_scope_reaches_the_runtime(
 
 def test_a_wrong_secret_is_an_invalid_signature(default_group: DatasetGroup, client_for: Any) -> None:
     issued = key("recommend")
-    runtime = client_for("personalize-runtime", issued.api_key.key_id, issued.secret[:-1] + "x")
+    runtime = client_for("personalize-runtime", issued.api_key.key_id, wrong_secret(issued.secret))
     call = lambda: runtime.get_recommendations(campaignArn=campaign_arn("c"), userId="u1")  # noqa: E731
     assert error_code(call) == "InvalidSignatureException"
 
