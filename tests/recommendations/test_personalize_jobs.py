@@ -835,6 +835,39 @@ def personalize_solution(group: DatasetGroup, **fields: Any) -> Solution:
     return Solution.objects.create(dataset_group=group, **values)
 
 
+def expect_training(
+    personalize: Stubber,
+    *,
+    metrics: dict[str, Any],
+    version_arn: str = VERSION_ARN,
+    polls_in_progress: int = 0,
+    active: dict[str, Any] | None = None,
+) -> None:
+    """Personalize's answers for one FULL version of SOLUTION_ARN trained to ACTIVE, then its metrics.
+
+    The solution is ACTIVE; `polls_in_progress` DescribeSolutionVersion answers say CREATE IN_PROGRESS
+    before the one saying ACTIVE (with the `active` fields).
+    """
+    personalize.add_response(
+        "describe_solution", {"solution": {"status": "ACTIVE"}}, {"solutionArn": SOLUTION_ARN}
+    )
+    personalize.add_response(
+        "create_solution_version",
+        {"solutionVersionArn": version_arn},
+        {"name": ANY, "solutionArn": SOLUTION_ARN, "trainingMode": "FULL"},
+    )
+    in_progress = [{"status": "CREATE IN_PROGRESS"}] * polls_in_progress
+    for described in [*in_progress, {"status": "ACTIVE", **(active or {})}]:
+        personalize.add_response(
+            "describe_solution_version", {"solutionVersion": described}, {"solutionVersionArn": version_arn}
+        )
+    personalize.add_response(
+        "get_solution_metrics",
+        {"solutionVersionArn": version_arn, "metrics": metrics},
+        {"solutionVersionArn": version_arn},
+    )
+
+
 def test_create_solution_request_maps_the_solution(default_group: DatasetGroup) -> None:
     # Given a solution with eventType, hyperparameters, HPO and weekly auto training
     solution = personalize_solution(default_group, perform_auto_training=True, auto_training_days=7)
@@ -873,37 +906,14 @@ def test_solution_version_trains_on_personalize_and_records_metrics(
         {"solutionArn": SOLUTION_ARN},
         solution_create_params(solution=solution, dataset_group_arn=GROUP_ARN),
     )
-    personalize.add_response(
-        "describe_solution", {"solution": {"status": "ACTIVE"}}, {"solutionArn": SOLUTION_ARN}
-    )
-    personalize.add_response(
-        "create_solution_version",
-        {"solutionVersionArn": VERSION_ARN},
-        {"name": ANY, "solutionArn": SOLUTION_ARN, "trainingMode": "FULL"},
-    )
-    personalize.add_response(
-        "describe_solution_version",
-        {"solutionVersion": {"status": "CREATE IN_PROGRESS"}},
-        {"solutionVersionArn": VERSION_ARN},
-    )
-    personalize.add_response(
-        "describe_solution_version",
-        {
-            "solutionVersion": {
-                "status": "ACTIVE",
-                "trainingHours": 0.5,
-                "tunedHPOParams": {"algorithmHyperParameters": {"hidden_dimension": "149"}},
-            }
+    expect_training(
+        personalize,
+        metrics={"coverage": 0.27, "normalized_discounted_cumulative_gain_at_10": 0.19},
+        polls_in_progress=1,
+        active={
+            "trainingHours": 0.5,
+            "tunedHPOParams": {"algorithmHyperParameters": {"hidden_dimension": "149"}},
         },
-        {"solutionVersionArn": VERSION_ARN},
-    )
-    personalize.add_response(
-        "get_solution_metrics",
-        {
-            "solutionVersionArn": VERSION_ARN,
-            "metrics": {"coverage": 0.27, "normalized_discounted_cumulative_gain_at_10": 0.19},
-        },
-        {"solutionVersionArn": VERSION_ARN},
     )
 
     # When a version is created for Personalize and its task runs
@@ -1330,22 +1340,7 @@ def test_auto_retrain_trains_a_personalize_solution_without_automatic_training_t
         {"solution": {"status": "ACTIVE", "performAutoTraining": False}},
         {"solutionArn": SOLUTION_ARN},
     )
-    personalize.add_response(
-        "describe_solution", {"solution": {"status": "ACTIVE"}}, {"solutionArn": SOLUTION_ARN}
-    )
-    personalize.add_response(
-        "create_solution_version",
-        {"solutionVersionArn": new_arn},
-        {"name": ANY, "solutionArn": SOLUTION_ARN, "trainingMode": "FULL"},
-    )
-    personalize.add_response(
-        "describe_solution_version",
-        {"solutionVersion": {"status": "ACTIVE"}},
-        {"solutionVersionArn": new_arn},
-    )
-    personalize.add_response(
-        "get_solution_metrics", {"metrics": {"coverage": 0.2}}, {"solutionVersionArn": new_arn}
-    )
+    expect_training(personalize, metrics={"coverage": 0.2}, version_arn=new_arn)
 
     # When beat's weekly retraining runs
     with django_capture_on_commit_callbacks(execute=True):
@@ -1605,8 +1600,6 @@ def test_train_with_the_personalize_backend_trains_and_deploys_on_personalize(
 
     from django.core.management import call_command
 
-    from recommendations.models import TrainingMode
-
     settings.RECSITE_BACKEND = "personalize"
     provisioned(default_group)
     personalize.add_response(
@@ -1621,24 +1614,7 @@ def test_train_with_the_personalize_backend_trains_and_deploys_on_personalize(
             "solutionConfig": {"autoTrainingConfig": {"schedulingExpression": "rate(7 days)"}},
         },
     )
-    personalize.add_response(
-        "describe_solution", {"solution": {"status": "ACTIVE"}}, {"solutionArn": SOLUTION_ARN}
-    )
-    personalize.add_response(
-        "create_solution_version",
-        {"solutionVersionArn": VERSION_ARN},
-        {"name": ANY, "solutionArn": SOLUTION_ARN, "trainingMode": TrainingMode.FULL},
-    )
-    personalize.add_response(
-        "describe_solution_version",
-        {"solutionVersion": {"status": "ACTIVE"}},
-        {"solutionVersionArn": VERSION_ARN},
-    )
-    personalize.add_response(
-        "get_solution_metrics",
-        {"metrics": {"normalized_discounted_cumulative_gain_at_10": 0.21}},
-        {"solutionVersionArn": VERSION_ARN},
-    )
+    expect_training(personalize, metrics={"normalized_discounted_cumulative_gain_at_10": 0.21})
     sync = {"syncWithLatestSolutionVersion": True}
     personalize.add_response(
         "create_campaign",
