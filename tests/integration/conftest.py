@@ -13,6 +13,7 @@ local HTTP stub, `personalize_events_stub`, started for the session with fake AW
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,6 +56,18 @@ class CeleryWorker:
         """Fail with the worker's output if it has exited."""
         if self.process.poll() is not None:
             pytest.fail(f"the Celery worker exited with {self.process.returncode}:\n{self.log()}")
+
+    def task_end_line(self, task_id: str, timeout: float = 60.0) -> str:
+        """Wait until the worker logs the end of this task (succeeded, raised, retry); that log line."""
+        pattern = re.compile(rf"Task \S+\[{re.escape(task_id)}\] (succeeded|raised|retry)\S*.*")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = pattern.search(self.log_path.read_text(errors="replace"))
+            if found:
+                return found.group(0)
+            self.assert_alive()
+            time.sleep(0.2)
+        pytest.fail(f"task {task_id} did not finish in {timeout:.0f}s; worker log:\n{self.log()}")
 
 
 def _database_url(settings_dict: dict[str, Any]) -> str:

@@ -1,6 +1,5 @@
 """Dataset import jobs run by a real Celery worker, through a real broker, on PostgreSQL."""
 
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,19 +51,6 @@ def _wait_until_finished(job: DatasetImportJob, worker: CeleryWorker) -> Dataset
         worker.assert_alive()
         time.sleep(0.2)
     pytest.fail(f"job {job.pk} still {job.status} after {JOB_DEADLINE:.0f}s; worker log:\n{worker.log()}")
-
-
-def _wait_for_task_in_log(task_id: str, worker: CeleryWorker) -> str:
-    """Wait until the worker logs the end of this task; return that line."""
-    pattern = re.compile(rf"Task \S+\[{re.escape(task_id)}\] (succeeded|raised|retry)\S*.*")
-    deadline = time.monotonic() + JOB_DEADLINE
-    while time.monotonic() < deadline:
-        found = pattern.search(worker.log_path.read_text(errors="replace"))
-        if found:
-            return found.group(0)
-        worker.assert_alive()
-        time.sleep(0.2)
-    pytest.fail(f"task {task_id} did not finish in {JOB_DEADLINE:.0f}s; worker log:\n{worker.log()}")
 
 
 @with_real_worker
@@ -142,7 +128,7 @@ def test_running_the_task_twice_for_one_job_adds_no_rows(
     finished_at = job.finished_at
     # when the same job id is sent to the worker again (a redelivery, a double click)
     result = run_dataset_import.delay(job.pk)
-    line = _wait_for_task_in_log(result.id, celery_worker)
+    line = celery_worker.task_end_line(result.id, JOB_DEADLINE)
     # then the task succeeds without importing again: same rows, same job record
     assert "succeeded" in line, line
     assert Interaction.objects.filter(dataset_group=default_group).count() == len(GOOD_ROWS)

@@ -65,18 +65,6 @@ def wait_until_all_sent(worker: CeleryWorker) -> None:
     pytest.fail(f"events not all sent after {DEADLINE:.0f}s ({states}); worker log:\n{worker.log()}")
 
 
-def wait_for_task_end(task_id: str, worker: CeleryWorker) -> str:
-    pattern = re.compile(rf"Task \S+\[{re.escape(task_id)}\] (succeeded|raised)\S*.*")
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        found = pattern.search(worker.log_path.read_text(errors="replace"))
-        if found:
-            return found.group(0)
-        worker.assert_alive()
-        time.sleep(0.2)
-    pytest.fail(f"task {task_id} did not finish in {DEADLINE:.0f}s; worker log:\n{worker.log()}")
-
-
 def expected_ids() -> set[str]:
     return {f"recsite-{pk}" for pk in Interaction.objects.values_list("pk", flat=True)}
 
@@ -105,7 +93,7 @@ def test_a_real_worker_forwards_committed_events_exactly_once(
     ]
     assert {call["trackingId"] for call in calls} == {TRACKING_ID}
     # and when the task is delivered again (a redelivery), nothing is sent twice
-    line = wait_for_task_end(outbox_forward_task.delay(tracker.dataset_group_id).id, celery_worker)
+    line = celery_worker.task_end_line(outbox_forward_task.delay(tracker.dataset_group_id).id, DEADLINE)
     assert "succeeded" in line, line
     assert "'calls': 0" in line, line
     assert stub.event_id_counts() == counts
