@@ -223,6 +223,39 @@ def stub_provisioning(personalize: Stubber, group: DatasetGroup, *, group_params
     )
 
 
+def expect_csv_upload(s3: Stubber, **encryption: str) -> None:
+    """S3's answer to one CSV upload to BUCKET, encrypted as given (default SSE-S3)."""
+    encryption = encryption or {"ServerSideEncryption": "AES256"}
+    s3.add_response(
+        "put_object",
+        {"ETag": '"etag"'},
+        {"Bucket": BUCKET, "Key": ANY, "Body": ANY, "ContentType": "text/csv", **encryption},
+    )
+
+
+def expect_import_job(
+    personalize: Stubber,
+    dataset_type: str,
+    job_arn: str,
+    *,
+    mode: str = "FULL",
+    job_name: Any = ANY,
+    data_location: Any = ANY,
+) -> None:
+    """Personalize's answer to CreateDatasetImportJob of a dataset, checking the request's fields."""
+    personalize.add_response(
+        "create_dataset_import_job",
+        {"datasetImportJobArn": job_arn},
+        {
+            "jobName": job_name,
+            "datasetArn": DATASET_ARNS[dataset_type],
+            "dataSource": {"dataLocation": data_location},
+            "roleArn": ROLE_ARN,
+            "importMode": mode,
+        },
+    )
+
+
 def test_provision_creates_group_with_kms_key_schemas_datasets_and_tracker_and_records_arns(
     default_group: DatasetGroup, personalize: Stubber, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -446,27 +479,11 @@ def test_full_import_uploads_the_exported_csv_encrypted_and_polls_the_job_until_
     settings.PERSONALIZE_KMS_KEY_ARN = kms_key
     shop(default_group)
     provisioned(default_group)
-    sse = (
-        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
-        if kms_key
-        else {"ServerSideEncryption": "AES256"}
-    )
-    s3.add_response(
-        "put_object",
-        {"ETag": '"etag"'},
-        {"Bucket": BUCKET, "Key": ANY, "Body": ANY, "ContentType": "text/csv", **sse},
-    )
-    personalize.add_response(
-        "create_dataset_import_job",
-        {"datasetImportJobArn": f"{ACCOUNT}:dataset-import-job/one"},
-        {
-            "jobName": ANY,
-            "datasetArn": DATASET_ARNS["interactions"],
-            "dataSource": {"dataLocation": ANY},
-            "roleArn": ROLE_ARN,
-            "importMode": "FULL",
-        },
-    )
+    if kms_key:
+        expect_csv_upload(s3, ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key)
+    else:
+        expect_csv_upload(s3)
+    expect_import_job(personalize, "interactions", f"{ACCOUNT}:dataset-import-job/one")
     for status in ("CREATE PENDING", "CREATE IN_PROGRESS", "ACTIVE"):
         personalize.add_response(
             "describe_dataset_import_job",
@@ -519,28 +536,8 @@ def test_full_import_leaves_out_events_the_outbox_streams_to_personalize(
             source=RecordSource.PUT,
             forward_state=state,
         )
-    s3.add_response(
-        "put_object",
-        {},
-        {
-            "Bucket": BUCKET,
-            "Key": ANY,
-            "Body": ANY,
-            "ContentType": "text/csv",
-            "ServerSideEncryption": "AES256",
-        },
-    )
-    personalize.add_response(
-        "create_dataset_import_job",
-        {"datasetImportJobArn": f"{ACCOUNT}:dataset-import-job/full"},
-        {
-            "jobName": ANY,
-            "datasetArn": DATASET_ARNS["interactions"],
-            "dataSource": {"dataLocation": ANY},
-            "roleArn": ROLE_ARN,
-            "importMode": "FULL",
-        },
-    )
+    expect_csv_upload(s3)
+    expect_import_job(personalize, "interactions", f"{ACCOUNT}:dataset-import-job/full")
     personalize.add_response(
         "describe_dataset_import_job",
         {"datasetImportJob": {"status": "ACTIVE"}},
@@ -573,27 +570,13 @@ def test_failed_import_job_records_personalize_reason_and_a_rerun_calls_nothing(
         import_mode=PersonalizeImportMode.FULL,
         job_name="items-full-1",
     )
-    s3.add_response(
-        "put_object",
-        {},
-        {
-            "Bucket": BUCKET,
-            "Key": ANY,
-            "Body": ANY,
-            "ContentType": "text/csv",
-            "ServerSideEncryption": "AES256",
-        },
-    )
-    personalize.add_response(
-        "create_dataset_import_job",
-        {"datasetImportJobArn": f"{ACCOUNT}:dataset-import-job/items"},
-        {
-            "jobName": "items-full-1",
-            "datasetArn": DATASET_ARNS["items"],
-            "dataSource": {"dataLocation": f"s3://{BUCKET}/recsite/default/imports/items-full-1/items.csv"},
-            "roleArn": ROLE_ARN,
-            "importMode": "FULL",
-        },
+    expect_csv_upload(s3)
+    expect_import_job(
+        personalize,
+        "items",
+        f"{ACCOUNT}:dataset-import-job/items",
+        job_name="items-full-1",
+        data_location=f"s3://{BUCKET}/recsite/default/imports/items-full-1/items.csv",
     )
     personalize.add_response(
         "describe_dataset_import_job",
@@ -765,28 +748,10 @@ def test_scheduled_incremental_import_carries_only_rows_changed_since_the_last_i
         dataset_group=default_group, user=user, item=item, event_type="view", source=RecordSource.PUT
     )
     for _ in range(2):
-        s3.add_response(
-            "put_object",
-            {},
-            {
-                "Bucket": BUCKET,
-                "Key": ANY,
-                "Body": ANY,
-                "ContentType": "text/csv",
-                "ServerSideEncryption": "AES256",
-            },
-        )
+        expect_csv_upload(s3)
     for dataset_type in ("interactions", "items"):
-        personalize.add_response(
-            "create_dataset_import_job",
-            {"datasetImportJobArn": f"{ACCOUNT}:dataset-import-job/inc-{dataset_type}"},
-            {
-                "jobName": ANY,
-                "datasetArn": DATASET_ARNS[dataset_type],
-                "dataSource": {"dataLocation": ANY},
-                "roleArn": ROLE_ARN,
-                "importMode": "INCREMENTAL",
-            },
+        expect_import_job(
+            personalize, dataset_type, f"{ACCOUNT}:dataset-import-job/inc-{dataset_type}", mode="INCREMENTAL"
         )
         personalize.add_response(
             "describe_dataset_import_job",
