@@ -116,10 +116,15 @@ def isolated_artifacts(settings: Any, tmp_path: Path) -> None:
 
 
 def wait_for(browser: Any, condition: Callable[[Any], Any], message: str) -> Any:
-    """Wait (up to WAIT_SECONDS) until `condition(browser)` is truthy; return its value."""
+    """Wait (up to WAIT_SECONDS) until `condition(browser)` is truthy; return its value.
+
+    An element the page replaced while the condition read it counts as "not yet", not as a failure.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, WAIT_SECONDS).until(condition, message)
+    wait = WebDriverWait(browser, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(condition, message)
 
 
 def admin_login(

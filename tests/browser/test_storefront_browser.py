@@ -29,12 +29,11 @@ def storefront_shop(settings: Any, isolated_artifacts: None) -> DatasetGroup:
 
 
 def shown(browser: Any, container: str) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [
-        card.get_attribute("data-item-id")
-        for card in browser.find_elements(By.CSS_SELECTOR, f"#{container} .product")
-    ]
+    """The item ids of a list's cards, read in one script: a re-render in between cannot stale them."""
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), card => card.dataset.itemId);",
+        f"#{container} .product",
+    )
 
 
 def test_clicking_an_item_sends_a_view_and_the_recommendations_change(
